@@ -1,0 +1,48 @@
+"""`finscribe <stage> ...`: one command, one subcommand per pipeline stage.
+
+Each stage module owns its flags (derived from its config dataclass) through a
+`main(argv) -> int` function; this file only routes the subcommand to it, importing the stage
+lazily so that `finscribe generate` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest"),
+    "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: finscribe <command> [options]   (finscribe <command> --help for its options)", "",
+             "FinScribe: fine-tune PaddleOCR-VL into an exact invoice extractor.", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from finscribe import __version__
+
+        print(f"finscribe {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"finscribe: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = COMMANDS[name]
+    stage_main = getattr(importlib.import_module(module_name), function_name)
+    return int(stage_main(rest, prog=f"finscribe {name}") or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Stage configs are dataclasses; their CLI flags and their saved copy are derived from them.
+
+Each stage declares one `@dataclass` whose fields carry `help` metadata. `build_parser` turns it
+into argparse flags (`num_samples` → `--num-samples`), `parse_config` reads the command line (and
+an optional `--config file.json|yaml` whose values the flags override), and `save_config` writes
+the config next to the stage's outputs so every output folder says what produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def arg(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field with CLI help text: `num_samples: int = arg(100, "how many invoices")`."""
+    metadata = {"help": help}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def build_parser(config_cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per config field, plus `--config FILE`."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    hints = typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        flag = "--" + field.name.replace("_", "-")
+        tp, optional = _unwrap_optional(hints[field.name])
+        default = (
+            field.default if field.default is not dataclasses.MISSING
+            else field.default_factory() if field.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+            else None
+        )
+        kwargs: dict[str, Any] = {"dest": field.name, "help": field.metadata.get("help", "") or " ",
+                                  "default": argparse.SUPPRESS}
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            kwargs["help"] += " (required)"
+        else:
+            kwargs["help"] += f" (default: {default})"
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(tp) in (list, tuple):
+            inner = typing.get_args(tp)[0]
+            kwargs.update(nargs="*", type=inner)
+        elif typing.get_origin(tp) is typing.Literal:
+            choices = typing.get_args(tp)
+            kwargs.update(choices=choices, type=type(choices[0]))
+        else:
+            kwargs["type"] = tp
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("--config", dest="_config_file", type=Path, default=None,
+                        help="JSON or YAML file with config values; flags given on the command line win")
+    # ArgumentDefaultsHelpFormatter would print SUPPRESS; the help strings already carry defaults.
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or YAML config file into a dict; errors name the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"error: config file {path} not found") from None
+    try:
+        if Path(path).suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as err:  # yaml and json raise different types; both mean "unparseable"
+        raise SystemExit(f"error: config file {path} could not be parsed: {err}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: config file {path} must hold a mapping of field names to values")
+    return data
+
+
+def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = "config") -> T:
+    """Build a config dataclass, converting JSON values (str → Path, list → tuple) per field type."""
+    hints = typing.get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SystemExit(f"error: {source}: unknown option(s) {unknown}; known: {sorted(names)}")
+    converted = {}
+    for name, value in values.items():
+        tp, _ = _unwrap_optional(hints[name])
+        if value is not None and tp is Path:
+            value = Path(value)
+        elif value is not None and typing.get_origin(tp) is tuple:
+            value = tuple(value)
+        converted[name] = value
+    try:
+        return config_cls(**converted)
+    except TypeError as err:
+        raise SystemExit(f"error: {source}: {err}") from None
+
+
+def parse_config(config_cls: type[T], argv: list[str] | None, prog: str, description: str) -> T:
+    """Parse the command line (and `--config FILE`) into a config dataclass instance."""
+    parser = build_parser(config_cls, prog, description)
+    namespace = vars(parser.parse_args(argv))
+    config_file = namespace.pop("_config_file")
+    values = load_config_file(config_file) if config_file else {}
+    values.update(namespace)
+    try:
+        return config_from_dict(config_cls, values, source=str(config_file or "command line"))
+    except ValueError as err:  # __post_init__ validation
+        parser.error(str(err))
+        raise  # unreachable: parser.error exits
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready dict of a config dataclass (Paths as strings)."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return {f.name: convert(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def save_config(config: Any, output_dir: Path, name: str = "config.json") -> Path:
+    """Write the config into `output_dir/name` atomically and return the path."""
+    from finscribe.data.schema import write_json_atomic
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / name
+    write_json_atomic(path, {"stage": type(config).__name__, **config_to_dict(config)})
+    return path
