@@ -14,6 +14,13 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest"),
     "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout"),
+    "evaluate": ("finscribe.eval.report", "main", "evaluate a model on a split: predictions, metrics, report + charts"),
+    "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs"),
+    "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos"),
+    "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records"),
+    "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it"),
+    "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest"),
+    "mine": ("finscribe.mining.mine", "main", "run a model over labelled records and log its errors as hard samples"),
 }
 
 

@@ -1,0 +1,164 @@
+"""PaddleOCRVLService: a page image → regions → batched extraction → merged JSON → validation.
+
+    from finscribe.deploy.service import PaddleOCRVLService
+    service = PaddleOCRVLService("models/finscribe-int8")       # quantized folders are detected
+    result = service.extract(page_image, boxes={"totals_section": [820, 1300, 1240, 1480]})
+
+Region boxes come from the caller (the renderer's boxes, a layout detector, a person drawing
+them on the web page). Without boxes the whole page is read with the page prompt. Generation
+goes through `finscribe.inference.predict`, the one generation path, so served outputs are the
+outputs evaluation measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from finscribe.data.formatters import PAGE
+from finscribe.data.schema import REGIONS
+
+Box = list[float]
+
+
+class RegionBoxError(ValueError):
+    """A region box that is unknown, malformed or falls outside the page."""
+
+
+def clamp_box(box: Box, width: int, height: int, region: str) -> tuple[int, int, int, int]:
+    """Round a box to whole pixels inside the page; a box with no area left is an error."""
+    if region not in REGIONS:
+        raise RegionBoxError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
+    if len(box) != 4:
+        raise RegionBoxError(f"box for {region} must be [x0, y0, x1, y1], got {box!r}")
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    x0, x1 = max(0, min(x0, width)), max(0, min(x1, width))
+    y0, y1 = max(0, min(y0, height)), max(0, min(y1, height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise RegionBoxError(f"box for {region} {box!r} has no area inside the {width}x{height} page")
+    return x0, y0, x1, y1
+
+
+def split_page(page: Image.Image, boxes: dict[str, Box] | None) -> list[tuple[str, Image.Image, list[int]]]:
+    """(region, crop, pixel box) per region; the whole page as region "page" when no boxes."""
+    page = page.convert("RGB")
+    if not boxes:
+        return [(PAGE, page, [0, 0, page.width, page.height])]
+    crops = []
+    for region, box in boxes.items():
+        pixel_box = clamp_box(box, page.width, page.height, region)
+        crops.append((region, page.crop(pixel_box), list(pixel_box)))
+    return crops
+
+
+def violation_dict(violation: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(violation):
+        return dataclasses.asdict(violation)
+    return {key: getattr(violation, key, None) for key in ("rule", "field", "message")}
+
+
+class PaddleOCRVLService:
+    """Loads one model (base, fine-tuned, LoRA adapter, merged or INT8-quantized) and extracts pages."""
+
+    def __init__(self, model_path: str | Path, *, quantized: bool | None = None, max_new_tokens: int = 512,
+                 batch_size: int = 8, device: str | None = None):
+        from finscribe.deploy.quantize import QuantizationError, is_quantized_folder, load_quantized_model
+
+        self.model_path = str(model_path)
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        detected = is_quantized_folder(model_path)
+        self.quantized = detected if quantized is None else quantized
+        if self.quantized and not detected:
+            raise QuantizationError(f"{model_path} is not a quantized model folder (no quantization.json); "
+                                    "run `finscribe quantize` first or drop --quantized")
+        if self.quantized:
+            self.model, self.processor = load_quantized_model(model_path, device=device)
+        else:
+            from finscribe.training.model import load_model
+
+            self.model, self.processor = load_model(model_path, device=device)
+            if hasattr(self.model, "merge_and_unload"):  # an adapter: merge once, serve a plain model
+                self.model = self.model.merge_and_unload()
+        self.model.eval()
+
+    def info(self) -> dict[str, Any]:
+        """What `GET /v1/model` reports."""
+        from finscribe.deploy.quantize import META_FILE, count_parameters
+
+        method = None
+        if self.quantized:
+            import json
+
+            method = json.loads((Path(self.model_path) / META_FILE).read_text(encoding="utf-8"))["method"]
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
+        return {"model_path": self.model_path, "quantized": bool(self.quantized), "quantization": method,
+                "dtype": str(dtype).removeprefix("torch."), "parameters": count_parameters(self.model),
+                "device": str(next(self.model.parameters()).device),
+                "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}
+
+    def extract(self, page_image: Image.Image, boxes: dict[str, Box] | None = None) -> dict[str, Any]:
+        """Extract one page → {"document", "violations", "regions", "timings", "model"}."""
+        return self.extract_pages([(page_image, boxes)])[0]
+
+    def extract_pages(self, pages: list[tuple[Image.Image, dict[str, Box] | None]]) -> list[dict[str, Any]]:
+        """Extract several pages at once: crops of the same region type from all pages share batches.
+
+        `timings.extract` is the wall time of the shared batched generation (the same for every
+        page extracted together); `split` and `validate` are per page.
+        """
+        from finscribe.eval.validation import validate_document
+        from finscribe.inference import predict
+
+        start = time.perf_counter()
+        split_pages, split_seconds = [], []
+        for image, boxes in pages:
+            t = time.perf_counter()
+            split_pages.append(split_page(image, boxes))
+            split_seconds.append(time.perf_counter() - t)
+
+        t = time.perf_counter()
+        by_region: dict[str, list[tuple[int, Image.Image]]] = {}
+        for page_index, crops in enumerate(split_pages):
+            for region, crop, _ in crops:
+                by_region.setdefault(region, []).append((page_index, crop))
+        predictions: dict[tuple[int, str], Any] = {}
+        for region, items in by_region.items():
+            outputs = predict(self.model, self.processor, [crop for _, crop in items], region,
+                              max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+            for (page_index, _), prediction in zip(items, outputs, strict=True):
+                predictions[(page_index, region)] = prediction
+        extract_seconds = time.perf_counter() - t
+
+        results = []
+        model_name = Path(self.model_path).name or self.model_path
+        for page_index, crops in enumerate(split_pages):
+            document: dict[str, Any] = {}
+            regions: dict[str, Any] = {}
+            for region, _, pixel_box in crops:
+                prediction = predictions[(page_index, region)]
+                regions[region] = {"raw_text": prediction.raw_text, "error": prediction.error,
+                                   "repetition": prediction.repetition, "box": pixel_box,
+                                   "new_tokens": prediction.new_tokens}
+                if prediction.parsed is None:
+                    continue
+                if region == PAGE:  # the page prompt answers with the whole {region: fields} document
+                    document.update(prediction.parsed)
+                else:
+                    document[region] = prediction.parsed
+            t = time.perf_counter()
+            violations = [violation_dict(v) for v in validate_document(document)] if document else []
+            validate_seconds = time.perf_counter() - t
+            results.append({
+                "document": document, "violations": violations, "valid": bool(document) and not violations,
+                "regions": regions,
+                "timings": {"split": split_seconds[page_index], "extract": extract_seconds,
+                            "validate": validate_seconds, "total": time.perf_counter() - start},
+                "model": model_name,
+            })
+        return results

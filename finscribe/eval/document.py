@@ -1,0 +1,160 @@
+"""One document: predict it, score it against its ground truth, compare two models on it.
+
+    python examples/evaluate_model.py --image crop.png --ground-truth crop.json \
+        --model runs/train/final --output results.json [--region totals_section]
+    python compare_base_vs_finetuned.py --image crop.png --model runs/train/final \
+        --output comparison.json [--base models/paddleocr-vl] [--ground-truth crop.json] [--region R]
+
+The ground truth is a region annotation `{"region": ..., "fields": {...}}` (its region is used)
+or a full label (whole-page extraction, or one of its regions with `--region`). Scores are the
+ones `finscribe evaluate` reports per record (`scoring.score_record`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finscribe.config import arg, config_to_dict, parse_config
+from finscribe.data.formatters import PAGE, serialize_target
+from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation, write_json_atomic
+from finscribe.eval.report import EvaluationError
+from finscribe.eval.scoring import METRICS, metrics, score_record
+
+
+def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(region, fields) from a region annotation or a full label; a full label gives region "page"
+    unless `region` picks one of its regions. Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{path}: ground-truth file not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise EvaluationError(f"{path}: not valid JSON ({err})") from None
+    try:
+        if isinstance(raw, dict) and "fields" in raw:
+            found, fields = read_region_annotation(path)
+            if region not in (None, found):
+                raise EvaluationError(f"{path}: the annotation is for region {found!r}, not {region!r}")
+            return found, fields
+        label = read_label(path)
+    except SchemaError as err:
+        raise EvaluationError(str(err)) from None
+    if region in (None, PAGE):
+        return PAGE, label
+    if region not in label:
+        raise EvaluationError(f"{path}: unknown region {region!r}; expected one of {[*REGIONS, PAGE]}")
+    return region, label[region]
+
+
+def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
+                      ground_truth: dict[str, Any] | None = None, *, max_new_tokens: int = 512) -> dict[str, Any]:
+    """Predict one image; with ground-truth fields, score it as `evaluate` scores a record."""
+    from finscribe.eval.validation import validate_document
+    from finscribe.inference import predict
+
+    [prediction] = predict(model, processor, [image], region, max_new_tokens=max_new_tokens, batch_size=1)
+    result: dict[str, Any] = {"image": str(image), "region": region, "prediction": prediction.to_dict()}
+    if prediction.parsed is not None:
+        doc = prediction.parsed if region == PAGE else {region: prediction.parsed}
+        result["violations"] = [f"{v.rule}: {v.field}: {v.message}" for v in validate_document(doc)]
+    if ground_truth is not None:
+        record = {"image": str(image), "region": region, "target": serialize_target(ground_truth),
+                  "source_id": Path(str(image)).stem, "layout": None, "split": None}
+        row = score_record(record, prediction)
+        result["metrics"] = {k: v for k, v in metrics([row]).items() if k != "records"}
+        result["per_field"] = row["per_field"]
+    return result
+
+
+@dataclass
+class DocumentEvalConfig:
+    image: Path = arg(help="the crop or page image")
+    model: str = arg(help="model folder (or LoRA adapter folder) or hub id")
+    output: Path = arg(Path("results.json"), "JSON file to write")
+    ground_truth: Path | None = arg(None, "region annotation or full label JSON to score against")
+    region: str | None = arg(None, "region of the image (default: the annotation's region, else 'page')")
+    max_new_tokens: int = arg(512, "hard cap on generated tokens")
+    device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
+
+
+@dataclass
+class DocumentCompareConfig(DocumentEvalConfig):
+    base: str = arg("PaddlePaddle/PaddleOCR-VL", "base model (a local folder here: the hub can't be reached)")
+    output: Path = arg(Path("comparison.json"), "JSON file to write")
+
+
+def _region_and_truth(config: DocumentEvalConfig) -> tuple[str, dict[str, Any] | None]:
+    if config.region is not None and config.region not in (*REGIONS, PAGE):
+        raise EvaluationError(f"unknown region {config.region!r}; expected one of {[*REGIONS, PAGE]}")
+    if config.ground_truth is not None:
+        return read_ground_truth(config.ground_truth, config.region)
+    return config.region or PAGE, None
+
+
+def _load(model_id: str, device: str | None, flag: str) -> tuple[Any, Any]:
+    from finscribe.training.model import ModelNotAvailableError, load_model
+
+    try:
+        return load_model(model_id, device=device)
+    except ModelNotAvailableError as err:
+        raise SystemExit(f"error: {flag} {model_id}: {err}\nPass {flag} PATH (a local PaddleOCR-VL folder, "
+                         "e.g. one made by `finscribe init-tiny-model` or `finscribe train`).") from None
+
+
+def _check_image(path: Path) -> None:
+    if not Path(path).is_file():
+        raise SystemExit(f"error: image {path} not found")
+
+
+def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py") -> int:
+    """Predict (and score, with --ground-truth) one image; write the result JSON."""
+    config = parse_config(DocumentEvalConfig, argv, prog, "Evaluate a model on one document image.")
+    _check_image(config.image)
+    try:
+        region, truth = _region_and_truth(config)
+    except EvaluationError as err:
+        raise SystemExit(f"error: {err}") from None
+    model, processor = _load(config.model, config.device, "--model")
+    result = {"settings": config_to_dict(config), "model": config.model,
+              **evaluate_document(model, processor, config.image, region, truth, max_new_tokens=config.max_new_tokens)}
+    write_json_atomic(config.output, result)
+    print(result["prediction"]["raw_text"])
+    for key, label in METRICS:
+        if result.get("metrics", {}).get(key) is not None:
+            print(f"{label:<26} {result['metrics'][key]:.4f}")
+    print(f"wrote {config.output}")
+    return 0
+
+
+def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_finetuned.py") -> int:
+    """Run the base and the fine-tuned model on one image; write both outputs (and deltas with
+    --ground-truth) to one JSON."""
+    config = parse_config(DocumentCompareConfig, argv, prog,
+                          "Compare the base and the fine-tuned PaddleOCR-VL on one document image.")
+    _check_image(config.image)
+    try:
+        region, truth = _region_and_truth(config)
+    except EvaluationError as err:
+        raise SystemExit(f"error: {err}") from None
+    results = {}
+    for name, model_id, flag in (("base", config.base, "--base"), ("model", config.model, "--model")):
+        model, processor = _load(model_id, config.device, flag)
+        results[name] = {"model": model_id, **evaluate_document(model, processor, config.image, region, truth,
+                                                                 max_new_tokens=config.max_new_tokens)}
+        del model, processor
+    out: dict[str, Any] = {"settings": config_to_dict(config), "image": str(config.image), "region": region, **results}
+    if truth is not None:
+        out["deltas"] = {key: results["model"]["metrics"][key] - results["base"]["metrics"][key]
+                         for key, _ in METRICS if results["base"]["metrics"][key] is not None}
+    write_json_atomic(config.output, out)
+    for name in ("base", "model"):
+        print(f"{name}: {results[name]['prediction']['raw_text']}")
+    for key, delta in out.get("deltas", {}).items():
+        print(f"{dict(METRICS)[key]:<26} base {results['base']['metrics'][key]:.4f}  "
+              f"model {results['model']['metrics'][key]:.4f}  delta {delta:+.4f}")
+    print(f"wrote {config.output}")
+    return 0

@@ -1,0 +1,100 @@
+"""Markdown renderings of the evaluation report and the comparison (report.md, comparison.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finscribe.eval.scoring import METRICS
+
+_SHORT = {"field_accuracy": "field acc", "numeric_accuracy": "numeric", "exact_match": "exact",
+          "field_f1": "F1", "tree_edit_accuracy": "tree-edit", "teds": "TEDS", "teds_structure": "TEDS-S",
+          "validation_pass_rate": "valid", "json_validity_rate": "JSON", "repetition_rate": "repeat",
+          "char_accuracy": "char"}
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: Any) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _metrics_table(groups: dict[str, dict[str, Any]], first: str) -> list[str]:
+    keys = [k for k, _ in METRICS]
+    lines = [f"| {first} | records | " + " | ".join(_SHORT[k] for k in keys) + " |",
+             "|---|---:|" + "---:|" * len(keys)]
+    for name, row in groups.items():
+        lines.append(f"| {_cell(name)} | {row['records']} | " + " | ".join(_f(row[k]) for k in keys) + " |")
+    return lines
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """report.md of `finscribe evaluate`."""
+    lines = [f"# Evaluation of `{report['model']}`", "",
+             f"Data `{report['data']}`, split `{report['split']}`: {report['records']} records from "
+             f"{report['documents']} documents; max_new_tokens {report['max_new_tokens']}.", "",
+             "## Overall", "", "| metric | value | 95 % CI (bootstrap over documents) |", "|---|---:|---|"]
+    for key, label in METRICS:
+        ci = report["ci95"][key]
+        interval = "–" if ci["ci_low"] is None else f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
+        lines.append(f"| {label} | {_f(report['overall'][key])} | {interval} |")
+    if "generalisation" in report:
+        lines += ["", "## Seen vs held-out layouts", "",
+                  f"Held out of training: {', '.join(report['held_out_layouts'])}.", ""]
+        lines += _metrics_table(report["generalisation"], "layouts")
+    lines += ["", "## Per region", ""] + _metrics_table(report["per_region"], "region")
+    lines += ["", "## Per layout", ""] + _metrics_table(report["per_layout"], "layout")
+    lines += ["", "## Per field", "", "![per-field accuracy](field_accuracy.png)", "",
+              "| field | accuracy | correct / total |", "|---|---:|---:|"]
+    for name, row in report["per_field"].items():
+        lines.append(f"| {_cell(name)} | {_f(row['accuracy'])} | {row['correct']} / {row['total']} |")
+    lines += ["", "## Errors", "", "![error breakdown](error_breakdown.png)", "", "| outcome | records |", "|---|---:|"]
+    lines += [f"| {kind} | {n} |" for kind, n in report["error_breakdown"].items()]
+    if report["violations"]:
+        lines += ["", "| violated rule | count |", "|---|---:|"]
+        lines += [f"| {rule} | {n} |" for rule, n in report["violations"].items()]
+    timing = report["timing"]
+    lines += ["", "## Speed", "",
+              f"{_f(timing['mean_seconds_per_image'])} s per image (batch time / batch size), "
+              f"{_f(timing['mean_new_tokens'], 1)} generated and {_f(timing['mean_prompt_tokens'], 1)} prompt tokens "
+              f"on average; {_f(report['prediction_seconds'], 1)} s in all."]
+    lines += ["", "## Worst examples", "", "| document | region | layout | field acc | char | output | target |",
+              "|---|---|---|---:|---:|---|---|"]
+    for ex in report["worst_examples"]:
+        output = ex["raw_text"] + (" (repetition)" if ex["repetition"] else "")
+        lines.append(f"| {_cell(ex['source_id'])} | {ex['region']} | {_cell(ex['layout'])} | {_f(ex['field_accuracy'])} "
+                     f"| {_f(ex['char_accuracy'])} | `{_cell(output)}` | `{_cell(ex['target'])}` |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(result: dict[str, Any]) -> str:
+    """comparison.md of `finscribe compare`."""
+    boot = result["bootstrap"]
+    lines = [f"# `{result['model']}` vs base `{result['base']}`", "",
+             f"Data `{result['data']}`, split `{result['split']}`: the same {result['records']} records "
+             f"({result['documents']} documents) for both models. Delta = model − base; 95 % interval from a paired "
+             f"bootstrap over documents ({boot['resamples']} resamples, seed {boot['seed']}).", "",
+             "## Metrics", "", "![comparison](comparison.png)", "",
+             "| metric | base | model | delta | 95 % CI |", "|---|---:|---:|---:|---|"]
+    for key, label in METRICS:
+        d = result["deltas"][key]
+        interval = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+        lines.append(f"| {label} | {_f(d['base'])} | {_f(d['model'])} | {_signed(d['delta'])} | {interval} |")
+    sections = [("Per region", result["per_region"])]
+    if "generalisation" in result:
+        sections.append(("Seen vs held-out layouts", result["generalisation"]))
+    for title, table in sections:
+        lines += ["", f"## {title}", "", "| group | records | field acc base | field acc model | delta "
+                  "| char base | char model | valid base | valid model |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, row in table.items():
+            b, m = row["base"], row["model"]
+            delta = None if b["field_accuracy"] is None or m["field_accuracy"] is None else m["field_accuracy"] - b["field_accuracy"]
+            lines.append(f"| {_cell(name)} | {row['records']} | {_f(b['field_accuracy'])} | {_f(m['field_accuracy'])} "
+                         f"| {_signed(delta)} | {_f(b['char_accuracy'])} | {_f(m['char_accuracy'])} "
+                         f"| {_f(b['validation_pass_rate'])} | {_f(m['validation_pass_rate'])} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,199 @@
+"""Per-record scores of a prediction and their summary (the numbers of `finscribe evaluate`).
+
+`score_record(record, prediction)` turns one dataset record + its `inference.Prediction` into a
+flat row (the line of predictions.jsonl); `summarise(rows)` turns rows into the report: overall
+metrics with bootstrap 95 % intervals over documents, per region, per layout, seen vs held-out
+layouts, per field, the error breakdown and the worst examples.
+
+Every metric is a ratio of sums over rows (see `metric_terms`), so that the overall number, a
+per-region number and a bootstrap resample are all computed the same way:
+
+  field_accuracy       Σ correct fields / Σ ground-truth fields (micro; DESIGN §7, type-aware)
+  numeric_accuracy     the same over money and decimal fields only
+  exact_match          share of records with every field right (and valid JSON)
+  field_f1, tree_edit_accuracy   Donut's, averaged over records
+  teds, teds_structure TEDS of the line-item table (full / structure only), over records with one
+  validation_pass_rate share of records whose parsed output passes `validate_document`
+                       (a region's output is checked as `{region: fields}`; invalid JSON fails)
+  json_validity_rate   share of outputs that parse as a JSON object
+  repetition_rate      share of outputs stopped by the repetition guard
+  char_accuracy        1 − normalised Levenshtein(raw_text, target), averaged (moves first in training)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+from finscribe.data.formatters import PAGE
+from finscribe.eval.bootstrap import bootstrap_ci
+from finscribe.eval.field_accuracy import FieldAccuracy, aggregate, field_accuracy, field_f1, tree_edit_accuracy
+from finscribe.eval.teds import table_teds
+from finscribe.eval.validation import validate_document
+
+# (key, label); all are "higher is better" except repetition_rate.
+METRICS: tuple[tuple[str, str], ...] = (
+    ("field_accuracy", "field accuracy"),
+    ("numeric_accuracy", "numeric accuracy"),
+    ("exact_match", "exact match (all fields)"),
+    ("field_f1", "field F1"),
+    ("tree_edit_accuracy", "tree-edit accuracy"),
+    ("teds", "TEDS (line items)"),
+    ("teds_structure", "TEDS structure-only"),
+    ("validation_pass_rate", "validation pass rate"),
+    ("json_validity_rate", "JSON validity rate"),
+    ("repetition_rate", "repetition rate"),
+    ("char_accuracy", "character accuracy"),
+)
+LOWER_IS_BETTER = frozenset({"repetition_rate"})
+SEEN, HELD_OUT = "seen layouts", "held-out layouts"
+
+
+def _currency(gt: dict[str, Any]) -> str | None:
+    meta = gt.get("invoice_meta")
+    currency = meta.get("currency") if isinstance(meta, dict) else gt.get("currency")
+    return currency if isinstance(currency, str) else None
+
+
+def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(TEDS, structure-only TEDS) when the record has a line-item table, else (None, None)."""
+    if region == "line_items_table":
+        pred_table, gt_table, currency = parsed, gt, None
+    elif region == PAGE and isinstance(gt.get("line_items_table"), dict):
+        pred_table = parsed.get("line_items_table") if isinstance(parsed, dict) else None
+        gt_table, currency = gt["line_items_table"], _currency(gt)
+    else:
+        return None, None
+    return (table_teds(pred_table, gt_table, currency=currency),
+            table_teds(pred_table, gt_table, structure_only=True, currency=currency))
+
+
+def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
+    """One predictions.jsonl row: the record's identity, the model output and every per-record score."""
+    region = record["region"]
+    try:
+        gt = json.loads(record["target"])
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"record {record.get('source_id')}/{region}: target is not JSON ({err})") from None
+    parsed = prediction.parsed
+    field_region = None if region == PAGE else region
+    fields = field_accuracy(parsed, gt, region=field_region)
+    numeric = field_accuracy(parsed, gt, region=field_region, field_types=("money", "decimal"))
+    teds_full, teds_structure = _table_scores(region, parsed, gt)
+    violations = [] if parsed is None else validate_document(parsed if region == PAGE else {region: parsed})
+    return {
+        "source_id": record.get("source_id"), "region": region, "layout": record.get("layout"),
+        "split": record.get("split"), "image": str(record.get("image")),
+        "target": record["target"], "raw_text": prediction.raw_text, "parsed": parsed,
+        "error": prediction.error, "repetition": prediction.repetition, "json_valid": parsed is not None,
+        "field_accuracy": fields.accuracy, "fields_correct": fields.correct, "fields_total": fields.total,
+        "per_field": fields.per_field, "extra_fields": fields.extra_fields,
+        "numeric_correct": numeric.correct, "numeric_total": numeric.total,
+        "field_f1": field_f1(parsed, gt), "tree_edit_accuracy": tree_edit_accuracy(parsed, gt),
+        "teds": teds_full, "teds_structure": teds_structure,
+        "validation_passed": parsed is not None and not violations,
+        "violations": [f"{v.rule}: {v.field}" for v in violations],
+        "char_accuracy": 1.0 - Levenshtein.normalized_distance(prediction.raw_text, record["target"]),
+        "prompt_tokens": prediction.prompt_tokens, "new_tokens": prediction.new_tokens,
+        "seconds": prediction.seconds,
+    }
+
+
+def metric_terms(row: dict[str, Any], key: str) -> tuple[float, float]:
+    """(numerator, denominator) of metric `key` for one row (see the module docstring)."""
+    if key == "field_accuracy":
+        return row["fields_correct"], row["fields_total"]
+    if key == "numeric_accuracy":
+        return row["numeric_correct"], row["numeric_total"]
+    if key == "exact_match":
+        return float(row["json_valid"] and row["fields_correct"] == row["fields_total"]), 1.0
+    if key in ("teds", "teds_structure"):
+        return (0.0, 0.0) if row[key] is None else (row[key], 1.0)
+    if key == "validation_pass_rate":
+        return float(row["validation_passed"]), 1.0
+    if key == "json_validity_rate":
+        return float(row["json_valid"]), 1.0
+    if key == "repetition_rate":
+        return float(row["repetition"]), 1.0
+    return float(row[key]), 1.0  # field_f1, tree_edit_accuracy, char_accuracy
+
+
+def metric_value(rows: Sequence[dict[str, Any]], key: str) -> float | None:
+    """Σ num / Σ den of a metric over rows; None when no row counts (no table for TEDS)."""
+    terms = [metric_terms(row, key) for row in rows]
+    den = sum(d for _, d in terms)
+    return sum(n for n, _ in terms) / den if den else None
+
+
+def metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"records": len(rows), **{key: metric_value(rows, key) for key, _ in METRICS}}
+
+
+def error_kind(row: dict[str, Any]) -> str:
+    """One bucket per row: repetition loop, invalid JSON, some fields wrong, all fields correct."""
+    if row["repetition"]:
+        return "repetition loop"
+    if not row["json_valid"]:
+        return "invalid JSON"
+    if row["fields_correct"] < row["fields_total"]:
+        return "some fields wrong"
+    return "all fields correct"
+
+
+def _grouped(rows: Iterable[dict[str, Any]], key: Any) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(key(row)), []).append(row)
+    return dict(sorted(groups.items()))
+
+
+def _excerpt(text: str | None, limit: int = 160) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summarise(rows: Sequence[dict[str, Any]], *, held_out_layouts: Sequence[str] = (), resamples: int = 1000,
+              seed: int = 0, worst: int = 10) -> dict[str, Any]:
+    """The report dict of `finscribe evaluate` (without run metadata)."""
+    groups = [row["source_id"] for row in rows]
+    intervals = {}
+    for key, _ in METRICS:
+        terms = [metric_terms(row, key) for row in rows]
+        ci = bootstrap_ci([n for n, _ in terms], [d for _, d in terms], groups, resamples=resamples, seed=seed)
+        intervals[key] = {"ci_low": ci["ci_low"], "ci_high": ci["ci_high"]}
+    held_out = set(held_out_layouts)
+    report: dict[str, Any] = {
+        "records": len(rows), "documents": len(set(groups)),
+        "overall": metrics(rows), "ci95": intervals, "bootstrap": {"resamples": resamples, "seed": seed,
+                                                                   "unit": "document (source_id)"},
+        "per_region": {name: metrics(part) for name, part in _grouped(rows, lambda r: r["region"]).items()},
+        "per_layout": {name: metrics(part) for name, part in _grouped(rows, lambda r: r["layout"]).items()},
+        "held_out_layouts": sorted(held_out),
+    }
+    if held_out:
+        split = _grouped(rows, lambda r: HELD_OUT if r["layout"] in held_out else SEEN)
+        report["generalisation"] = {name: metrics(split.get(name, [])) for name in (SEEN, HELD_OUT)}
+    report["per_field"] = aggregate(
+        FieldAccuracy(row["field_accuracy"], row["fields_correct"], row["fields_total"], row["per_field"],
+                      valid=row["json_valid"]) for row in rows
+    )["per_field"]
+    report["error_breakdown"] = dict(Counter(error_kind(row) for row in rows).most_common())
+    report["violations"] = dict(Counter(v.split(":")[0] for row in rows for v in row["violations"]).most_common())
+    n = max(len(rows), 1)
+    report["timing"] = {
+        "mean_seconds_per_image": sum(r["seconds"] for r in rows) / n,
+        "mean_new_tokens": sum(r["new_tokens"] for r in rows) / n,
+        "mean_prompt_tokens": sum(r["prompt_tokens"] for r in rows) / n,
+    }
+    ranked = sorted(rows, key=lambda r: (r["field_accuracy"], r["char_accuracy"], str(r["source_id"]), r["region"]))
+    report["worst_examples"] = [
+        {"source_id": r["source_id"], "region": r["region"], "layout": r["layout"],
+         "field_accuracy": r["field_accuracy"], "char_accuracy": r["char_accuracy"], "error": r["error"],
+         "repetition": r["repetition"], "raw_text": _excerpt(r["raw_text"]), "target": _excerpt(r["target"])}
+        for r in ranked[:worst]
+    ]
+    return report

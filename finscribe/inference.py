@@ -1,0 +1,263 @@
+"""`predict()`: the ONE generation path (evaluation, mining, compare and serving all call it).
+
+Batched greedy decoding of PaddleOCR-VL on crops or pages:
+
+    from finscribe.training.model import load_model
+    from finscribe.inference import predict
+    model, processor = load_model("models/tiny")
+    [pred] = predict(model, processor, ["crop.png"], "totals_section", max_new_tokens=256)
+    pred.parsed, pred.raw_text, pred.error, pred.repetition
+
+Each batch is LEFT-padded (a decoder-only model continues from the last position of every row,
+so padding must sit before the prompt; M-RoPE positions skip it through the attention mask), the
+prompt is the fixed one of `formatters.prompt_for(region)` in the checkpoint's chat template
+(`collate.render_prompt`, tokenised exactly as in training), every sequence is capped at
+`max_new_tokens`, and a repetition guard stops a sequence caught in a loop (PaddleOCR-VL is known
+to loop on long tables) and marks it `repetition=True` instead of burning the whole budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from finscribe.data.formatters import OutputParseError, parse_output, prompt_for
+from finscribe.training.collate import load_image, render_prompt
+
+# Repetition guard defaults. A loop is the generated tail being periodic: the last p*r tokens
+# equal themselves shifted by p, for a period p <= REPETITION_WINDOW, with at least MIN_REPEATS
+# repeats AND at least MIN_LOOP_TOKENS tokens in the loop. The span floor keeps legitimate short
+# repeats ("1000000.00" is a period-1 run of five zeros) from tripping it; three repeats of a
+# whole line-item row (period up to the window) is what a table loop looks like.
+REPETITION_WINDOW = 128
+MIN_REPEATS = 3
+MIN_LOOP_TOKENS = 24
+
+
+@dataclass
+class Prediction:
+    """One image's output.
+
+    `parsed`: the JSON object (None when the text is not one; `error` says why).
+    `prompt_tokens`: input tokens of this image (expanded image tokens + prompt, no padding).
+    `new_tokens`: generated tokens up to and including EOS (or to the stop by the guard/cap).
+    `seconds`: the wall time of the image's batch divided by the batch size: batched decoding
+    has no per-image time, this is each image's share of the throughput.
+    """
+
+    parsed: dict[str, Any] | None
+    raw_text: str
+    error: str | None
+    repetition: bool
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_loop(tokens: Sequence[int], max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
+              min_tokens: int = MIN_LOOP_TOKENS) -> int | None:
+    """The smallest period p whose repetition ends `tokens` (see the module constants), else None."""
+    arr = np.asarray(tokens)
+    n = len(arr)
+    for period in range(1, max_period + 1):
+        span = max(period * min_repeats, min_tokens)
+        if span > n:
+            break
+        tail = arr[n - span:]
+        if np.array_equal(tail[period:], tail[:-period]):
+            return period
+    return None
+
+
+class RepetitionGuard(StoppingCriteria):
+    """Stops each row whose generated part ends in a loop (`find_loop`) and remembers which.
+
+    Only the generated part (after `prompt_length`) is inspected, and a row that already emitted
+    EOS is never inspected again (the generator pads it afterwards, which would look periodic).
+    `stopped_at[row]` is the number of generated tokens when the guard stopped the row.
+    """
+
+    def __init__(self, prompt_length: int, batch_size: int, eos_token_ids: Iterable[int],
+                 max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
+                 min_tokens: int = MIN_LOOP_TOKENS):
+        self.prompt_length = prompt_length
+        self.eos_token_ids = set(int(t) for t in eos_token_ids)
+        self.max_period, self.min_repeats, self.min_tokens = max_period, min_repeats, min_tokens
+        self.finished = [False] * batch_size
+        self.stopped_at: list[int | None] = [None] * batch_size
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any = None, **kwargs: Any) -> torch.BoolTensor:
+        generated = input_ids[:, self.prompt_length:]
+        span = min(generated.shape[1], max(self.max_period * self.min_repeats, self.min_tokens))
+        tails = generated[:, generated.shape[1] - span:].cpu().numpy()
+        stop = []
+        for row, tail in enumerate(tails):
+            if not self.finished[row] and len(tail) and int(tail[-1]) in self.eos_token_ids:
+                self.finished[row] = True
+            if not self.finished[row] and find_loop(tail, self.max_period, self.min_repeats, self.min_tokens):
+                self.finished[row] = True
+                self.stopped_at[row] = generated.shape[1]
+            stop.append(self.stopped_at[row] is not None)
+        return torch.tensor(stop, dtype=torch.bool, device=input_ids.device)
+
+
+def _eos_ids(model: Any, processor: Any) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = processor.tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list[str], names: list[str],
+                    max_new_tokens: int, repetition_window: int, min_new_tokens: int) -> list[Prediction]:
+    tokenizer = processor.tokenizer
+    pil = [load_image(image, name) for image, name in zip(images, names)]
+    texts = [render_prompt(processor, prompt) for prompt in prompts]
+    start = time.perf_counter()
+    previous_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        # add_special_tokens=False: the chat template already holds the begin token, as in training.
+        inputs = processor(text=texts, images=pil, padding=True, add_special_tokens=False, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = previous_side
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(next(model.parameters()).dtype)
+    prompt_length = inputs["input_ids"].shape[1]
+    eos_ids = _eos_ids(model, processor)
+    pad_id = model.generation_config.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    guard = RepetitionGuard(prompt_length, len(pil), eos_ids, max_period=repetition_window)
+    criteria = StoppingCriteriaList([guard] if repetition_window > 0 else [])
+    output = model.generate(
+        **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+        eos_token_id=eos_ids, pad_token_id=pad_id, stopping_criteria=criteria,
+    )
+    seconds = (time.perf_counter() - start) / len(pil)
+    generated = output[:, prompt_length:].cpu()
+    predictions = []
+    for row in range(len(pil)):
+        ids = generated[row].tolist()
+        n = len(ids)
+        eos_at = next((i for i, t in enumerate(ids) if t in eos_ids), None)
+        if eos_at is not None:
+            n = eos_at + 1
+        if guard.stopped_at[row] is not None:
+            n = min(n, guard.stopped_at[row])
+        raw = tokenizer.decode(ids[:n], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        try:
+            parsed, error = parse_output(raw), None
+        except OutputParseError as err:
+            parsed, error = None, str(err)
+        predictions.append(Prediction(
+            parsed=parsed, raw_text=raw, error=error, repetition=guard.stopped_at[row] is not None,
+            prompt_tokens=int(inputs["attention_mask"][row].sum()), new_tokens=n, seconds=seconds,
+        ))
+    return predictions
+
+
+def predict(
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    region: str,
+    *,
+    max_new_tokens: int = 512,
+    batch_size: int = 8,
+    repetition_window: int = REPETITION_WINDOW,
+    prompts: Sequence[str] | None = None,
+    min_new_tokens: int = 0,
+    progress: Any = None,
+) -> list[Prediction]:
+    """Greedy-decode every image (PIL image or path) with the prompt of `region` (a schema region
+    or "page"); returns one `Prediction` per image, in order.
+
+    `prompts` overrides the region prompt per image (e.g. the OCR prompt). `repetition_window=0`
+    turns the loop guard off. `min_new_tokens` exists for fixed-length latency benchmarks.
+    `progress`: an optional tqdm bar advanced by the number of images done.
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    images = list(images)
+    if prompts is None:
+        prompts = [prompt_for(region)] * len(images)
+    elif len(prompts) != len(images):
+        raise ValueError(f"got {len(prompts)} prompts for {len(images)} images")
+    names = [str(image) if isinstance(image, (str, Path)) else f"image {i}" for i, image in enumerate(images)]
+    was_training = model.training
+    model.eval()
+    predictions: list[Prediction] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                stop = start + batch_size
+                predictions += _generate_batch(model, processor, images[start:stop], list(prompts[start:stop]),
+                                               names[start:stop], max_new_tokens, repetition_window, min_new_tokens)
+                if progress is not None:
+                    progress.update(len(images[start:stop]))
+    finally:
+        model.train(was_training)
+    return predictions
+
+
+def _image_area(image: Any) -> int:
+    """Pixel area (reads only the header of a file) to batch similar sizes together."""
+    if hasattr(image, "size"):
+        return image.size[0] * image.size[1]
+    from PIL import Image
+
+    try:
+        with Image.open(image) as opened:
+            return opened.size[0] * opened.size[1]
+    except OSError:
+        return 0  # unreadable: predict() raises the clear error when it loads it
+
+
+def predict_records(
+    model: Any,
+    processor: Any,
+    records: Sequence[dict[str, Any]],
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 512,
+    repetition_window: int = REPETITION_WINDOW,
+    show_progress: bool = True,
+) -> list[Prediction]:
+    """Predict dataset records (`{"image", "prompt", "region", ...}`), one Prediction per record
+    in record order. Records are grouped by (region, prompt) and, inside a group, sorted by image
+    area so that a batch pads as little as possible."""
+    from tqdm.auto import tqdm
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, record in enumerate(records):
+        for key in ("image", "region"):
+            if key not in record:
+                raise ValueError(f"record {i} ({record.get('source_id', '?')}): missing key {key!r}")
+        region = record["region"]
+        prompt = record.get("prompt") or prompt_for(region)
+        groups.setdefault((region, prompt), []).append(i)
+    results: list[Prediction | None] = [None] * len(records)
+    with tqdm(total=len(records), desc="predict", unit="img", disable=not show_progress) as bar:
+        for (region, prompt), indices in groups.items():
+            indices = sorted(indices, key=lambda i: _image_area(records[i]["image"]))
+            preds = predict(model, processor, [records[i]["image"] for i in indices], region,
+                            max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            repetition_window=repetition_window, prompts=[prompt] * len(indices), progress=bar)
+            for i, pred in zip(indices, preds):
+                results[i] = pred
+    return results  # type: ignore[return-value]

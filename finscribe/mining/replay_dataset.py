@@ -1,0 +1,175 @@
+"""Turn the hard-sample log into training records and mix them into a training set.
+
+`build_hard_sample_dataset(error_dir)` reads the log written by `finscribe mine` and yields
+records in the same format as `finscribe.data.build_dataset` (image, prompt, target, region,
+split, source_id, layout); `mix_datasets(normal, hard, ratio=0.2)` builds the replay mix that
+`finscribe train --hard-samples data/hard_samples --hard-ratio 0.2` trains on.
+
+Optional base-task mixing (`ocr_fraction`, `ocr_records`): a share of "OCR:" samples on the
+normal crops, so that fine-tuning on JSON does not erase plain reading. The OCR target of a crop
+is built from its annotation, not from the printed text (which no label records): the canonical
+values of its fields in field order, one per line; a line-item row is one line with its
+description, quantity, unit price and line total separated by single spaces. So it teaches
+reading the values, in canonical spelling, not the labels or the locale's number format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import datasets
+import numpy as np
+
+from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
+from finscribe.mining.error_classifier import ErrorType
+from finscribe.mining.error_logger import ErrorLogError, read_error_log
+
+RECORD_COLUMNS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
+
+
+def hard_sample_records(
+    error_dir: str | Path,
+    region_type: str | None = "totals_section",
+    error_types: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The hard samples of `error_dir` as training records (one per image+region key).
+
+    `region_type=None` keeps every region; `error_types` keeps the samples whose latest error
+    type is one of them. Problems in the log (corrupt lines, missing images) are warned about
+    by `read_error_log` and those samples left out.
+    """
+    wanted = None
+    if error_types is not None:
+        wanted = set()
+        for name in error_types:
+            try:
+                wanted.add(ErrorType(name).value)
+            except ValueError:
+                raise ErrorLogError(f"unknown error type {name!r}; expected one of {[e.value for e in ErrorType]}") from None
+    records = []
+    for entry in read_error_log(error_dir):
+        if region_type is not None and entry["region"] != region_type:
+            continue
+        if wanted is not None and entry["error_type"] not in wanted:
+            continue
+        records.append({
+            "image": entry["image_path"],
+            "prompt": prompt_for(entry["region"]),
+            "target": serialize_target(entry["gt"]),
+            "region": entry["region"],
+            "split": "train",
+            "source_id": f"hard:{entry['image_sha256']}",
+            "layout": entry.get("layout") or "",
+        })
+    return records
+
+
+def build_hard_sample_dataset(
+    error_dir: str | Path,
+    region_type: str | None = "totals_section",
+    error_types: Iterable[str] | None = None,
+) -> datasets.Dataset:
+    """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns."""
+    records = hard_sample_records(error_dir, region_type, error_types)
+    if not records:
+        return datasets.Dataset.from_dict({name: [] for name in RECORD_COLUMNS},
+                                          features=datasets.Features({n: datasets.Value("string") for n in RECORD_COLUMNS}))
+    return datasets.Dataset.from_list(records)
+
+
+def ocr_text(region: str, fields: dict[str, Any]) -> str:
+    """The plain-text OCR target of a region's fields (see the module docstring)."""
+    lines = []
+    for name, value in fields.items():
+        if isinstance(value, list):  # line_items
+            lines += [" ".join(str(v) for v in row.values()) for row in value if isinstance(row, dict)]
+        elif isinstance(value, dict):  # a full label ("page"): its regions in order
+            lines.append(ocr_text(name, value))
+        elif value is not None:
+            lines.append(str(value))
+    return "\n".join(line for line in lines if line)
+
+
+def ocr_records(records: Iterable[dict[str, Any]], fraction: float, seed: int = 0) -> list[dict[str, Any]]:
+    """"OCR:" samples on `round(fraction × len(records))` of the records, chosen by `seed`.
+
+    Only records with a JSON prompt of a known region qualify (an "OCR:" record is not reused).
+    """
+    if fraction < 0:
+        raise ValueError(f"fraction must be ≥ 0, got {fraction}")
+    usable = [dict(r) for r in records if r["prompt"] != OCR_PROMPT]
+    n = round(fraction * len(usable))
+    if n == 0 or not usable:
+        return []
+    picks = _pick(len(usable), n, np.random.default_rng([seed, 1]))
+    out = []
+    for i in picks:
+        record = usable[i]
+        try:
+            fields = json.loads(record["target"])
+        except json.JSONDecodeError:
+            raise ValueError(f"record {record.get('source_id')}: target is not JSON, cannot build its OCR text") from None
+        out.append({**record, "prompt": OCR_PROMPT, "target": ocr_text(record["region"], fields),
+                    "source_id": f"ocr:{record['source_id']}"})
+    return out
+
+
+def _pick(available: int, n: int, rng: np.random.Generator) -> list[int]:
+    """n indices out of `available`: without replacement if n ≤ available, else every index
+    ⌊n/available⌋ times plus a random remainder (balanced oversampling)."""
+    repeats, rest = divmod(n, available)
+    picks = [i for _ in range(repeats) for i in range(available)]
+    picks += rng.permutation(available)[:rest].tolist()
+    return picks
+
+
+def _as_dataset(data: datasets.Dataset | list[dict[str, Any]], name: str) -> datasets.Dataset:
+    if isinstance(data, datasets.Dataset):
+        return data
+    if isinstance(data, list):
+        return datasets.Dataset.from_list(data) if data else datasets.Dataset.from_dict({c: [] for c in RECORD_COLUMNS})
+    raise TypeError(f"{name} must be a datasets.Dataset or a list of records, got {type(data).__name__}")
+
+
+def mix_datasets(
+    normal: datasets.Dataset | list[dict[str, Any]],
+    hard: datasets.Dataset | list[dict[str, Any]],
+    ratio: float = 0.2,
+    seed: int = 0,
+    ocr_fraction: float = 0.0,
+) -> datasets.Dataset:
+    """All `normal` records + hard samples making up `ratio` of the result (+ `ocr_fraction` of
+    "OCR:" samples built from the normal records), shuffled deterministically by `seed`.
+
+    With N normal records the result has N / (1 − ratio − ocr_fraction) rows: ratio 0.2 adds
+    N/4 hard samples, the seed's `normal + hard[:len(normal)//4]`. Too few hard samples are
+    oversampled (each repeated ⌊k/len⌋ times, the rest drawn without replacement by `seed`).
+    """
+    if not 0 <= ratio < 1 or not 0 <= ocr_fraction < 1 or ratio + ocr_fraction >= 1:
+        raise ValueError(f"need 0 ≤ ratio, ocr_fraction and ratio + ocr_fraction < 1; got {ratio}, {ocr_fraction}")
+    normal, hard = _as_dataset(normal, "normal"), _as_dataset(hard, "hard")
+    missing = [c for c in RECORD_COLUMNS if c not in normal.column_names or c not in hard.column_names]
+    if missing:
+        raise ValueError(f"mix_datasets: column(s) {missing} missing; both sets need {list(RECORD_COLUMNS)}")
+    normal = normal.select_columns(list(RECORD_COLUMNS))
+    hard = hard.select_columns(list(RECORD_COLUMNS))
+    total = len(normal) / (1 - ratio - ocr_fraction)
+    n_hard, n_ocr = round(ratio * total), round(ocr_fraction * total)
+    rng = np.random.default_rng(seed)
+    parts = [normal]
+    if n_hard:
+        if len(hard) == 0:
+            raise ValueError("mix_datasets: no hard samples to mix in (is the error folder empty, or filtered out?); "
+                             "use ratio=0 to train without replay")
+        parts.append(hard.select(_pick(len(hard), n_hard, rng)))
+    if n_ocr:
+        rows = normal.to_list()
+        ocr = ocr_records(rows, 1.0)
+        if not ocr:
+            raise ValueError("mix_datasets: no normal record to build OCR samples from")
+        parts.append(datasets.Dataset.from_list([ocr[i] for i in _pick(len(ocr), n_ocr, rng)]).cast(normal.features))
+    parts = [p.cast(normal.features) for p in parts]
+    combined = datasets.concatenate_datasets(parts)
+    return combined.select(rng.permutation(len(combined)).tolist())

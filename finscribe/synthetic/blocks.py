@@ -1,0 +1,380 @@
+"""Drawing primitives of the invoice renderer: a recording canvas and the five region blocks.
+
+`Canvas` draws with PIL ImageDraw and records every drawn string as a `TextSpan` with its pixel
+box, and the union of the ink of each region. With `image=None` it only measures (a dry run),
+which the renderer uses to decide how compact the table must be before drawing for real.
+Each block function draws one region at a given position and width and returns its bottom y.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageDraw, ImageFont
+
+from finscribe.data.schema import Invoice, Party
+from finscribe.synthetic import locale_format as lf
+from finscribe.synthetic.fonts import FontFamily, load_font
+
+Box = tuple[int, int, int, int]
+Color = tuple[int, int, int]
+WHITE: Color = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """One drawn string and its ink box (x0, y0, x1, y1) in page pixels; region None = outside."""
+
+    text: str
+    box: Box
+    region: str | None = None
+
+
+@lru_cache(maxsize=1 << 16)
+def measure(font: ImageFont.FreeTypeFont, text: str) -> Box:
+    """Ink box of `text` drawn at the origin; cached because labels and headers repeat on every page
+    and a FreeType layout call is the renderer's main cost after drawing itself."""
+    return font.getbbox(text)
+
+
+def text_width(font: ImageFont.FreeTypeFont, text: str) -> int:
+    return measure(font, text)[2]
+
+
+def _union(a: Box | None, b: Box) -> Box:
+    return b if a is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+class Canvas:
+    def __init__(self, image: Image.Image | None):
+        self.draw = ImageDraw.Draw(image) if image is not None else None
+        self.spans: list[TextSpan] = []
+        self.ink: dict[str, Box] = {}
+        self.bottom = 0  # lowest ink so far: what must fit above the footer
+        self._region: str | None = None
+
+    @contextmanager
+    def region(self, name: str):
+        self._region = name
+        try:
+            yield
+        finally:
+            self._region = None
+
+    def _grow(self, box: Box) -> None:
+        self.bottom = max(self.bottom, box[3])
+        if self._region is not None:
+            self.ink[self._region] = _union(self.ink.get(self._region), box)
+
+    def text(self, x: float, y: float, text: str, font: ImageFont.FreeTypeFont, fill: Color, align: str = "left") -> Box:
+        """Draw `text` with its top-left at (x, y) (x is the right edge / centre for other aligns)."""
+        left, top, right, bottom = measure(font, text)
+        if align != "left":
+            x = x - right if align == "right" else x - right / 2
+        x, y = round(x), round(y)
+        box = (x + left, y + top, x + right, y + bottom)
+        if self.draw is not None:
+            self.draw.text((x, y), text, font=font, fill=fill)
+        self.spans.append(TextSpan(text, box, self._region))
+        self._grow(box)
+        return box
+
+    def rect(self, box: Box, fill: Color | None = None, outline: Color | None = None, width: int = 1,
+             track: bool = True) -> None:
+        """A rectangle; track=False for page decoration (backgrounds) that is no region's ink."""
+        box = tuple(round(v) for v in box)
+        if self.draw is not None:
+            self.draw.rectangle(box, fill=fill, outline=outline, width=width)
+        if track:
+            self._grow(box)
+
+    def hline(self, x0: float, x1: float, y: float, fill: Color, width: int = 1) -> None:
+        self.rect((x0, y, x1, y + width - 1), fill=fill)
+
+    def vline(self, x: float, y0: float, y1: float, fill: Color, width: int = 1) -> None:
+        self.rect((x, y0, x + width - 1, y1), fill=fill)
+
+
+@dataclass
+class Page:
+    """Everything a layout needs: the invoice, page geometry, fonts, wording and seeded style."""
+
+    inv: Invoice
+    width: int
+    height: int
+    dpi: int
+    family: FontFamily
+    labels: dict[str, str]
+    language: str
+    margin: int
+    base_pt: float
+    accent: Color
+    ink: Color
+    muted: Color
+    tint: Color
+    flags: dict[str, bool] = field(default_factory=dict)
+    table_scale: float = 1.0
+
+    def px(self, mm: float) -> int:
+        return round(mm * self.dpi / 25.4)
+
+    def font(self, scale: float = 1.0, bold: bool = False) -> ImageFont.FreeTypeFont:
+        size = max(6, round(self.base_pt * scale * self.dpi / 72))
+        return load_font(self.family.bold if bold else self.family.regular, size)
+
+    def line_h(self, font: ImageFont.FreeTypeFont) -> int:
+        return round(font.size * 1.3)
+
+    def money(self, amount) -> str:
+        return lf.format_amount(amount, self.inv.currency, self.inv.locale)
+
+    def date(self, value) -> str:
+        return lf.format_date(value, self.inv.locale)
+
+    def qty(self, value) -> str:
+        return lf.format_quantity(value, self.inv.locale)
+
+
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    """Break `text` into lines no wider than `width` (at spaces; inside a word only if it must)."""
+    if text_width(font, text) <= width:
+        return [text]
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if text_width(font, candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while text_width(font, word) > width and len(word) > 1:  # an over-long word: cut by characters
+            cut = max(1, next((i for i in range(len(word), 0, -1) if text_width(font, word[:i]) <= width), 1))
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def _lines(c: Canvas, p: Page, x: float, y: float, width: float, texts, font, fill, align: str) -> float:
+    """Draw wrapped lines top-down; returns the y below the last one."""
+    anchor = {"left": x, "right": x + width, "center": x + width / 2}[align]
+    for text in texts:
+        for line in wrap(text, font, width):
+            c.text(anchor, y, line, font, fill, align)
+            y += p.line_h(font)
+    return y
+
+
+def party_lines(p: Page, party: Party) -> list[str]:
+    """Address lines and the optional tax id / email / phone, as printed under the name."""
+    lab = p.labels
+    lines = [line.strip() for line in party.address.split("\n") if line.strip()]
+    if party.tax_id:
+        lines.append(f"{lab['tax_id']}: {party.tax_id}")
+    if party.email:
+        lines.append(f"{lab['email']}: {party.email}" if p.flags.get("contact_labels") else party.email)
+    if party.phone:
+        lines.append(f"{lab['phone']}: {party.phone}")
+    return lines
+
+
+def party_block(c: Canvas, p: Page, region: str, x: float, y: float, width: float, *, heading: str | None = None,
+                align: str = "left", name_scale: float = 1.25, color: Color | None = None) -> float:
+    """Vendor or client block: optional heading, bold name, address and contact lines."""
+    party = p.inv.vendor if region == "vendor_block" else p.inv.client
+    ink = color or p.ink
+    with c.region(region):
+        if heading:
+            y = _lines(c, p, x, y, width, [heading], p.font(0.9, bold=True), color or p.accent, align) + p.px(0.8)
+        y = _lines(c, p, x, y, width, [party.name], p.font(name_scale, bold=True), ink, align) + p.px(0.6)
+        y = _lines(c, p, x, y, width, party_lines(p, party), p.font(0.95), color or p.muted, align)
+    return y
+
+
+def meta_rows(p: Page) -> list[tuple[str, str]]:
+    inv, lab = p.inv, p.labels
+    rows = [(lab["number"], inv.invoice_number), (lab["date"], p.date(inv.invoice_date)),
+            (lab["due"], p.date(inv.due_date))]
+    if inv.payment_terms:
+        rows.append((lab["terms"], inv.payment_terms))
+    rows.append((lab["currency"], inv.currency))
+    return rows
+
+
+def kv_width(p: Page, rows, label_font, value_font) -> int:
+    """Natural width of a label/value block."""
+    label_w = max(text_width(label_font, k + ":") for k, _ in rows)
+    return round(label_w + p.px(4) + max(text_width(value_font, v) for _, v in rows))
+
+
+def kv_block(c: Canvas, p: Page, region: str, rows, x: float, y: float, width: float, *,
+             label_font=None, value_font=None, values_right: bool = False, stacked: bool = False) -> float:
+    """Rows of 'label: value' with an aligned value column, values flush right, or stacked
+    (small label above its value, for narrow columns)."""
+    label_font = label_font or p.font(0.95)
+    value_font = value_font or p.font(0.95, bold=True)
+    line_h = max(p.line_h(label_font), p.line_h(value_font))
+    value_x = x + max(text_width(label_font, k + ":") for k, _ in rows) + p.px(4)
+    with c.region(region):
+        for key, value in rows:
+            if stacked:
+                y = _lines(c, p, x, y, width, [key], label_font, p.muted, "left")
+                y = _lines(c, p, x, y, width, [value], value_font, p.ink, "left") + p.px(1)
+                continue
+            c.text(x, y, f"{key}:", label_font, p.muted)
+            if values_right:
+                c.text(x + width, y, value, value_font, p.ink, "right")
+                y += line_h
+            else:
+                y = _lines(c, p, value_x, y, x + width - value_x, [value], value_font, p.ink, "left")
+    return y
+
+
+def meta_strip(c: Canvas, p: Page, x: float, y: float, width: float, *, boxed: bool) -> float:
+    """invoice_meta as a horizontal strip of cells: small label above a bold value."""
+    rows = meta_rows(p)
+    cell_w = width / len(rows)
+    small, bold = p.font(0.8), p.font(1.0, bold=True)
+    inner = p.px(1.5)
+    keys = [key.upper() if p.flags.get("upper_meta") else key for key, _ in rows]
+    value_y = y + inner + p.line_h(small) * max(len(wrap(k, small, cell_w - 2 * inner)) for k in keys)
+    with c.region("invoice_meta"):
+        bottom = y
+        for i, (key, (_, value)) in enumerate(zip(keys, rows)):
+            cx = x + i * cell_w + inner
+            _lines(c, p, cx, y + inner, cell_w - 2 * inner, [key], small, p.muted, "left")
+            bottom = max(bottom, _lines(c, p, cx, value_y, cell_w - 2 * inner, [value], bold, p.ink, "left"))
+        bottom += inner
+        if boxed:
+            c.rect((x, y, x + width, bottom), outline=p.muted)
+            for i in range(1, len(rows)):
+                c.vline(x + i * cell_w, y, bottom, p.muted)
+        else:
+            c.hline(x, x + width, bottom, p.accent, width=max(1, p.px(0.4)))
+    return bottom
+
+
+def table_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str) -> float:
+    """line_items_table; style: 'fill' (accent header), 'grid', 'zebra', 'rules' or 'lines'.
+
+    Long descriptions wrap inside their cell (never truncated, labels must match the page);
+    `p.table_scale` shrinks fonts and padding so long tables fit on the page.
+    """
+    lab, s = p.labels, p.table_scale
+    font, bold = p.font(0.95 * s), p.font(0.95 * s, bold=True)
+    line_h, pad_x, pad_y = p.line_h(font), max(2, round(font.size * 0.5)), max(1, round(font.size * 0.3 * s))
+    header = [lab["description"], lab["qty"], lab["unit_price"], lab["amount"]]
+    rows = [(it.description, p.qty(it.quantity), p.money(it.unit_price), p.money(it.line_total))
+            for it in p.inv.line_items]
+    num_w = [max([text_width(bold, header[k])] + [text_width(font, r[k]) for r in rows]) + 2 * pad_x for k in (1, 2, 3)]
+    rights = [x + width - sum(num_w[k + 1:]) for k in range(3)]  # right edge of each numeric column
+    desc_w = rights[0] - num_w[0] - x
+    header_h = p.line_h(bold) + 2 * pad_y
+    rule = p.muted if style in ("grid", "rules") else p.tint
+    with c.region("line_items_table"):
+        if style == "fill":
+            c.rect((x, y, x + width, y + header_h), fill=p.accent)
+        head_color = WHITE if style == "fill" else p.ink
+        c.text(x + pad_x, y + pad_y, header[0], bold, head_color)
+        for k in range(3):
+            c.text(rights[k] - pad_x, y + pad_y, header[k + 1], bold, head_color, "right")
+        top, yy = y, y + header_h
+        if style != "fill":
+            c.hline(x, x + width, yy, p.ink if style != "zebra" else p.accent, width=max(1, p.px(0.3)))
+        for i, row in enumerate(rows):
+            lines = wrap(row[0], font, desc_w - 2 * pad_x)
+            row_h = len(lines) * line_h + 2 * pad_y
+            if style == "zebra" and i % 2 == 1:
+                c.rect((x, yy, x + width, yy + row_h), fill=p.tint)
+            for k, line in enumerate(lines):
+                c.text(x + pad_x, yy + pad_y + k * line_h, line, font, p.ink)
+            for k in range(3):
+                c.text(rights[k] - pad_x, yy + pad_y, row[k + 1], font, p.ink, "right")
+            yy += row_h
+            if style in ("grid", "fill", "lines") and i < len(rows) - 1:
+                c.hline(x, x + width, yy, rule)
+        c.hline(x, x + width, yy, p.ink if style != "zebra" else p.accent, width=max(1, p.px(0.3)))
+        if style == "grid":
+            c.rect((x, top, x + width, yy), outline=p.muted)
+            for edge in (rights[0] - num_w[0], rights[0], rights[1]):
+                c.vline(edge, top, yy, p.muted)
+    return yy
+
+
+def totals_rows(p: Page) -> list[tuple[str, str]]:
+    inv, lab = p.inv, p.labels
+    rate = p.qty(inv.tax_rate)
+    tax = f"{lab['tax']} ({rate}%)" if p.language in ("en", "ja") else f"{lab['tax']} {rate} %"
+    total = f"{lab['total']} ({inv.currency})" if p.flags.get("total_code") else lab["total"]
+    return [(lab["subtotal"], p.money(inv.subtotal)), (lab["discount"], p.money(inv.discount)),
+            (tax, p.money(inv.tax_amount)), (total, p.money(inv.total))]
+
+
+def totals_width(p: Page) -> int:
+    rows, font, big = totals_rows(p), p.font(1.0), p.font(1.15, bold=True)
+    return round(max(text_width(big, k) + text_width(big, v) for k, v in rows) + p.px(12))
+
+
+def totals_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str) -> float:
+    """totals_section: subtotal, discount, tax with rate, bold total; style 'rule', 'box' or 'grid'."""
+    rows = totals_rows(p)
+    font, big = p.font(1.0), p.font(1.15, bold=True)
+    if style == "grid":
+        return _totals_grid(c, p, rows, x, y, width, font, big)
+    inner = p.px(2) if style == "box" else 0
+    with c.region("totals_section"):
+        if style == "box":  # the shaded panel goes under the text, so its height is computed first
+            height = 2 * inner + 3 * p.line_h(font) + p.line_h(big) + p.px(1.5)
+            c.rect((x, y, x + width, y + height), fill=p.tint)
+        y += inner
+        for i, (key, value) in enumerate(rows):
+            last = i == len(rows) - 1
+            f = big if last else font
+            if last:
+                y += p.px(0.8)
+                c.hline(x + inner, x + width - inner, y - p.px(0.6), p.ink, width=max(1, p.px(0.3)))
+            c.text(x + inner, y, key, f, p.ink if last else p.muted)
+            c.text(x + width - inner, y, value, f, p.ink, "right")
+            y += p.line_h(f)
+        y += inner
+        if style == "rule" and p.flags.get("double_rule"):
+            c.hline(x, x + width, y, p.ink)
+            c.hline(x, x + width, y + 3, p.ink)
+            y += 4
+    return y
+
+
+def _totals_grid(c: Canvas, p: Page, rows, x: float, y: float, width: float, font, big) -> float:
+    """Totals as a framed two-column grid, one cell row per amount."""
+    pad = p.px(1.2)
+    split = x + width - max(text_width(big, v) for _, v in rows) - 2 * pad
+    with c.region("totals_section"):
+        top = y
+        for i, (key, value) in enumerate(rows):
+            f = big if i == len(rows) - 1 else font
+            c.text(x + pad, y + pad, key, f, p.ink)
+            c.text(x + width - pad, y + pad, value, f, p.ink, "right")
+            y += p.line_h(f) + 2 * pad
+            if i < len(rows) - 1:
+                c.hline(x, x + width, y, p.muted)
+        c.rect((x, top, x + width, y), outline=p.muted)
+        c.vline(split, top, y, p.muted)
+    return y
+
+
+def footer(c: Canvas, p: Page) -> None:
+    """Thank-you line and page number at the bottom margin (outside every region)."""
+    font = p.font(0.8)
+    y = p.height - p.margin * 0.6 - p.line_h(font)
+    c.hline(p.margin, p.width - p.margin, y - p.px(2), p.tint)
+    c.text(p.margin, y, p.labels["thanks"], font, p.muted)
+    c.text(p.width - p.margin, y, p.labels["page"], font, p.muted, "right")
+
+
+def footer_top(p: Page) -> float:
+    return p.height - p.margin * 0.6 - p.line_h(p.font(0.8)) - p.px(2)

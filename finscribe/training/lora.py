@@ -1,0 +1,107 @@
+"""LoRA presets on PaddleOCR-VL's native module names, and merging an adapter into its base.
+
+The presets are regular expressions over full module paths because the vision tower also has
+`q_proj`/`k_proj`/`v_proj` layers: a bare `["q_proj", ...]` list would put adapters on both towers.
+
+    finscribe train --model models/tiny --use-lora --lora-preset decoder ...
+    finscribe export --model finetuned_finscribe_vl --output finetuned_merged --merge
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from finscribe.config import arg, parse_config, save_config
+
+_DECODER = r"model\.language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+_PROJECTOR = r"model\.projector\.(linear_1|linear_2)"
+_VISION = r"model\.visual\.vision_model\.encoder\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(fc1|fc2))"
+
+# preset -> regex matched (re.fullmatch, by peft) against module names of PaddleOCRVLForConditionalGeneration
+LORA_PRESETS: dict[str, str] = {
+    "decoder": _DECODER,
+    "decoder_projector": f"({_DECODER})|({_PROJECTOR})",
+    "all": f"({_DECODER})|({_PROJECTOR})|({_VISION})",
+}
+
+
+def apply_lora(model: Any, preset: str = "decoder", r: int = 16, alpha: int | None = None, dropout: float = 0.05) -> Any:
+    """Wrap `model` in a peft `PeftModel` with LoRA adapters on the preset's modules (base frozen).
+
+    `alpha=None` uses 2·r.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if preset not in LORA_PRESETS:
+        raise ValueError(f"unknown LoRA preset {preset!r}; expected one of {', '.join(LORA_PRESETS)}")
+    config = LoraConfig(
+        r=r, lora_alpha=alpha if alpha is not None else 2 * r, lora_dropout=dropout,
+        target_modules=LORA_PRESETS[preset], bias="none", task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _save_atomically(model: Any, processor: Any, output_dir: Path) -> Path:
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        tmp.rename(output_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return output_dir
+
+
+def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Merge a LoRA adapter folder into its base model and save a plain checkpoint (model +
+    processor + chat template) that loads with `from_pretrained` / `load_model`. Returns output_dir."""
+    from finscribe.training.model import load_model
+
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise ValueError(f"{adapter_dir} holds no adapter_config.json: not a LoRA adapter folder")
+    # Merge in float32 so W + BA is exact before any downcast.
+    model, processor = load_model(adapter_dir, dtype=torch.float32, device="cpu")
+    merged = model.merge_and_unload()
+    return _save_atomically(merged.to(dtype), processor, Path(output_dir))
+
+
+@dataclass
+class ExportConfig:
+    model: Path = arg(help="a LoRA adapter folder (finscribe train --use-lora) or a full model folder")
+    output: Path = arg(help="folder to write the exported model into")
+    merge: bool = arg(True, "merge the LoRA adapter into its base weights (needed to export an adapter)")
+    dtype: Literal["float32", "bfloat16", "float16"] = arg("float32", "dtype of the saved weights")
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
+    """`finscribe export --model ADAPTER_DIR --output OUT --merge`: a standalone merged checkpoint."""
+    from finscribe.training.model import ModelNotAvailableError, load_model
+
+    config = parse_config(ExportConfig, argv, prog, "Export a trained model: merge a LoRA adapter into its "
+                          "base model and save model + processor + chat template.")
+    dtype = getattr(torch, config.dtype)
+    is_adapter = (config.model / "adapter_config.json").is_file()
+    try:
+        if is_adapter:
+            if not config.merge:
+                raise SystemExit(f"error: {config.model} is a LoRA adapter; exporting it needs --merge")
+            path = merge_and_export(config.model, config.output, dtype)
+        else:
+            model, processor = load_model(config.model, dtype=dtype, device="cpu")
+            path = _save_atomically(model, processor, config.output)
+    except ModelNotAvailableError as err:
+        raise SystemExit(f"error: {err}") from None
+    save_config(config, path, name="export_config.json")
+    print(f"exported {'merged ' if is_adapter else ''}model to {path}")
+    return 0

@@ -1,0 +1,300 @@
+"""Fine-tune PaddleOCR-VL on FinScribe records: full SFT or LoRA, one or many devices.
+
+    finscribe train --data-dir data --model models/tiny --output-dir runs/tiny --epochs 4
+    python train_finscribe_vl.py --data-dir data --output-dir ./finetuned_finscribe_vl --use-lora --lora-r 16
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m finscribe.training.train --data-dir data ...
+    torchrun --nproc_per_node 2 -m finscribe.training.train --data-dir data ...
+
+transformers `Trainer` does the loop, mixed precision, checkpointing and DDP/FSDP/DeepSpeed.
+The loss is completion-only (see collate.py) and normalised by the number of answer tokens
+across the whole accumulated batch (and across devices): PaddleOCR-VL's forward accepts loss
+kwargs, so Trainer passes `num_items_in_batch` and the model sums token losses and divides by it
+(tests/test_train.py checks this against a hand computation).
+
+The output folder holds the model (or LoRA adapter) + processor + chat template (loadable with
+`load_model(output_dir)`), config.json, metrics.jsonl, TensorBoard logs under runs/,
+loss_curve.png and the checkpoints (checkpoint-N, resumable with --resume-from-checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from finscribe.config import arg, parse_config, save_config
+from finscribe.training.callbacks import GenerationEvalCallback, MetricsJsonlCallback, plot_loss_curve
+from finscribe.training.collate import CompletionCollator
+from finscribe.training.lora import LORA_PRESETS, apply_lora
+from finscribe.training.model import DEFAULT_MODEL_ID, ModelNotAvailableError, load_model
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDataError(ValueError):
+    """The training data can't be found or holds no usable records; the message says what to do."""
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path | None = arg(None, "folder with training_manifest.json (finscribe generate) or a records JSONL (finscribe build-dataset)")
+    data: Path | None = arg(None, "a manifest .json or records .jsonl file (instead of --data-dir)")
+    model: str = arg(DEFAULT_MODEL_ID, "hub id, local model folder, or LoRA adapter folder to start from")
+    output_dir: Path = arg(Path("finetuned_finscribe_vl"), "where the model/adapter, checkpoints and logs go")
+    epochs: float = arg(4.0, "training epochs")
+    batch_size: int = arg(4, "per-device batch size")
+    gradient_accumulation_steps: int = arg(4, "batches per optimizer step")
+    learning_rate: float = arg(2e-5, "peak learning rate (LoRA usually wants ~1e-4..2e-4)")
+    warmup_ratio: float = arg(0.1, "share of steps with linear warmup")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = arg("cosine", "learning-rate schedule after warmup")
+    optim: str = arg("adamw_torch", "optimizer (a transformers OptimizerNames value: adamw_torch, adamw_torch_fused, sgd, ...)")
+    weight_decay: float = arg(0.0, "AdamW weight decay")
+    max_grad_norm: float = arg(1.0, "gradient clipping norm (0 disables)")
+    use_lora: bool = arg(False, "train LoRA adapters instead of all weights")
+    lora_r: int = arg(16, "LoRA rank")
+    lora_alpha: int | None = arg(None, "LoRA alpha (default 2*r)")
+    lora_dropout: float = arg(0.05, "LoRA dropout")
+    lora_preset: Literal["decoder", "decoder_projector", "all"] = arg("decoder", "which modules get adapters")
+    freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
+    vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
+    max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
+    logging_steps: int = arg(50, "log train loss every N optimizer steps")
+    save_steps: int = arg(500, "checkpoint every N optimizer steps")
+    save_total_limit: int | None = arg(3, "keep at most this many checkpoints")
+    eval_steps: int | None = arg(None, "validate every N steps (default: --save-steps); needs 'val' records")
+    eval_generate_samples: int = arg(16, "validation records to greedy-decode for field accuracy at each eval (0: off)")
+    max_new_tokens: int = arg(512, "generation limit for the field-accuracy eval")
+    max_steps: int = arg(-1, "stop after N optimizer steps (overrides --epochs when > 0)")
+    seed: int = arg(42, "seed for init of adapters, data order and dropout")
+    bf16: bool | None = arg(None, "bf16 mixed precision (default: on when a bf16-capable GPU is present)")
+    gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
+    resume_from_checkpoint: str | None = arg(None, "checkpoint folder to resume from, or 'latest' (in --output-dir)")
+    regions: tuple[str, ...] = arg((), "train only on these regions (e.g. totals_section page); default all")
+    hard_samples: Path | None = arg(None, "hard-sample folder from `finscribe mine` to replay")
+    hard_ratio: float = arg(0.2, "share of hard samples in the training mix (with --hard-samples)")
+    dataloader_workers: int = arg(0, "DataLoader worker processes (image decoding)")
+    report_to: tuple[str, ...] = arg(("tensorboard",), "Trainer loggers (tensorboard, wandb, none)")
+
+    def __post_init__(self):
+        if self.data is None and self.data_dir is None:
+            raise ValueError("pass --data-dir or --data")
+        if self.use_lora and self.freeze_vision and self.lora_preset == "all":
+            raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
+        if not 0 <= self.hard_ratio < 1:
+            raise ValueError(f"--hard-ratio must be in [0, 1), got {self.hard_ratio}")
+        if self.lora_preset not in LORA_PRESETS:
+            raise ValueError(f"unknown --lora-preset {self.lora_preset}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _data_file(config: TrainConfig) -> Path:
+    if config.data is not None:
+        return Path(config.data)
+    folder = Path(config.data_dir)
+    for name in ("training_manifest.json", "training_dataset.jsonl"):
+        if (folder / name).is_file():
+            return folder / name
+    jsonl = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if len(jsonl) == 1:
+        return jsonl[0]
+    raise TrainingDataError(
+        f"{folder}: found no training_manifest.json or training_dataset.jsonl"
+        + (f" (and {len(jsonl)} .jsonl files: pass one with --data)" if jsonl else "")
+        + ". Create data with `finscribe generate` and/or `finscribe build-dataset`."
+    )
+
+
+def load_splits(config: TrainConfig) -> tuple[Any, Any]:
+    """(train, val) 🤗 Datasets of records; val is None when the data has no 'val' split."""
+    from finscribe.data.build_dataset import build_dataset_from_manifest, load_records
+
+    path = _data_file(config)
+    if path.suffix == ".json":
+        data = build_dataset_from_manifest(path, include_pages="page" in config.regions)
+    else:
+        data = load_records(path)
+    if config.regions:
+        wanted = set(config.regions)
+        data = data.filter(lambda r: r["region"] in wanted)
+    train = data.filter(lambda r: r["split"] == "train")
+    val = data.filter(lambda r: r["split"] == "val")
+    if len(train) == 0:
+        raise TrainingDataError(f"{path}: no 'train' records" + (f" for regions {list(config.regions)}" if config.regions else ""))
+    if config.hard_samples is not None:
+        from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
+
+        hard = build_hard_sample_dataset(config.hard_samples, region_type=None)
+        if config.regions:
+            hard = hard.filter(lambda r: r["region"] in wanted)
+        train = mix_datasets(train, hard, ratio=config.hard_ratio, seed=config.seed)
+        logger.info("replaying %d hard samples from %s (ratio %.2f)", len(hard), config.hard_samples, config.hard_ratio)
+    return train, (val if len(val) else None)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _is_vision(name: str) -> bool:
+    return ".visual." in f".{name}"
+
+
+def prepare_model(config: TrainConfig, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Load the starting model and make the right parameters trainable (LoRA or full)."""
+    from peft import PeftModel
+
+    source = config.model
+    if Path(source).exists():  # absolute, so a saved adapter finds its base from anywhere
+        source = str(Path(source).resolve())
+    model, processor = load_model(source, dtype=dtype, device="cpu")
+    if isinstance(model, PeftModel):
+        if config.use_lora:  # continue training the given adapter
+            for name, param in model.named_parameters():
+                param.requires_grad = "lora_" in name
+        else:  # full SFT from an adapter: fold it in first
+            model = model.merge_and_unload()
+    elif config.use_lora:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = apply_lora(model, config.lora_preset, config.lora_r, config.lora_alpha, config.lora_dropout)
+    if config.freeze_vision:
+        for name, param in model.named_parameters():
+            if _is_vision(name):
+                param.requires_grad = False
+    model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
+    return model, processor
+
+
+class FinScribeTrainer(Trainer):
+    """Trainer with an optional separate learning rate for the vision encoder's parameters."""
+
+    def __init__(self, *args: Any, vision_lr: float | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.vision_lr = vision_lr
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.vision_lr is None:
+            return optimizer
+        names = {id(p): n for n, p in (model or self.model).named_parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            vision = [p for p in group["params"] if _is_vision(names.get(id(p), ""))]
+            other = [p for p in group["params"] if not _is_vision(names.get(id(p), ""))]
+            settings = {k: v for k, v in group.items() if k != "params"}
+            groups += [{**settings, "params": other}] if other else []
+            groups += [{**settings, "params": vision, "lr": self.vision_lr}] if vision else []
+        # Fresh optimizer (no state yet): same class and defaults, vision params in their own groups.
+        self.optimizer = type(optimizer)(groups, **optimizer.defaults)
+        return self.optimizer
+
+
+def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> TrainingArguments:
+    eval_steps = config.eval_steps or config.save_steps
+    return TrainingArguments(
+        output_dir=str(config.output_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # a float < 1 is a share of the total steps
+        lr_scheduler_type=config.lr_scheduler,
+        optim=config.optim,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if has_val else "no",
+        eval_steps=eval_steps if has_val else None,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        remove_unused_columns=False,  # the collator needs image/prompt/target
+        dataloader_num_workers=config.dataloader_workers,
+        report_to=[r for r in config.report_to if r != "none"],
+        average_tokens_across_devices=True,  # normalise by answer tokens summed over all ranks
+        ddp_find_unused_parameters=False,
+    )
+
+
+def _resolve_resume(config: TrainConfig) -> str | bool | None:
+    if config.resume_from_checkpoint is None:
+        return None
+    if config.resume_from_checkpoint == "latest":
+        return True  # Trainer picks the last checkpoint-N in output_dir
+    path = Path(config.resume_from_checkpoint)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume-from-checkpoint {path}: no such checkpoint folder")
+    return str(path)
+
+
+def train(config: TrainConfig) -> Path:
+    """Fine-tune per `config`; returns the output folder (loadable with `load_model`)."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    train_set, val_set = load_splits(config)
+    on_cuda = torch.cuda.is_available()
+    bf16 = config.bf16 if config.bf16 is not None else (on_cuda and torch.cuda.is_bf16_supported())
+    # Full SFT keeps fp32 master weights (bf16 autocast computes); a frozen LoRA base can live in bf16.
+    dtype = torch.bfloat16 if (bf16 and config.use_lora) else torch.float32
+    model, processor = prepare_model(config, dtype)
+    args = training_arguments(config, bf16, val_set is not None)
+    if args.process_index == 0:
+        save_config(config, output_dir)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    logger.info("training %s parameters of %s (%s), %d train / %d val records", f"{trainable:,}", f"{total:,}",
+                "LoRA" if config.use_lora else "full SFT", len(train_set), len(val_set) if val_set else 0)
+
+    callbacks = [MetricsJsonlCallback(output_dir / "metrics.jsonl")]
+    generation_eval = None
+    if val_set is not None and config.eval_generate_samples > 0:
+        sample = val_set.select(range(min(config.eval_generate_samples, len(val_set)))).to_list()
+        generation_eval = GenerationEvalCallback(processor, sample, config.max_new_tokens)
+        callbacks.append(generation_eval)
+    collator = CompletionCollator(processor, max_length=config.max_length)
+    trainer = FinScribeTrainer(
+        model=model, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
+        processing_class=processor, callbacks=callbacks, vision_lr=config.vision_lr,
+    )
+    if generation_eval is not None:
+        generation_eval.log = trainer.log
+    trainer.train(resume_from_checkpoint=_resolve_resume(config))
+    if collator.truncated:
+        logger.warning("%d answers were cut to --max-length %s", collator.truncated, config.max_length)
+    trainer.save_model(str(output_dir))  # model or adapter (+ processor, as processing_class)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(output_dir))
+        plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
+    return output_dir
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe train") -> int:
+    """`finscribe train --data-dir DATA --model MODEL --output-dir OUT [--use-lora] ...`"""
+    from finscribe.data.build_dataset import DatasetBuildError
+
+    logging.basicConfig(level=logging.INFO if int(os.environ.get("LOCAL_RANK", "0")) == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_config(TrainConfig, argv, prog, "Fine-tune PaddleOCR-VL into an invoice → JSON extractor "
+                          "(completion-only loss; full SFT or LoRA; runs under accelerate/torchrun).")
+    try:
+        path = train(config)
+    except (ModelNotAvailableError, DatasetBuildError, TrainingDataError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"trained model written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(prog="python -m finscribe.training.train"))

@@ -1,0 +1,55 @@
+"""Shared pytest fixtures. The tiny PaddleOCR-VL is built once per session (a few seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Path of a tiny real PaddleOCR-VL (model + processor + chat template), loadable with
+    `finscribe.training.model.load_model(path)`. Read-only: tests that modify it copy it first."""
+    from finscribe.training.model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """`(model, processor)` of the tiny model on CPU, float32. Shared: do not train it in place."""
+    from finscribe.training.model import load_model
+
+    return load_model(tiny_model_dir, device="cpu", dtype="float32")
+
+
+def write_records(folder, targets, split="train", size=(200, 60), region="totals_section", prompt="Totals to JSON:"):
+    """Draw each target's text onto a small crop, save it, return records (COMMON.md format)."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, target in enumerate(targets):
+        image = Image.new("RGB", size, "white")
+        values = " ".join(str(v) for v in json.loads(target).values())
+        ImageDraw.Draw(image).text((4, 4), values, fill="black")
+        path = folder / f"{split}_{i:03d}.png"
+        image.save(path)
+        records.append({"image": str(path), "prompt": prompt, "target": target, "region": region,
+                        "split": split, "source_id": f"{split}_{i:03d}", "layout": "test"})
+    return records
+
+
+@pytest.fixture
+def records_jsonl(tmp_path):
+    """A records JSONL (8 train + 2 val short totals crops); returns its path."""
+    import json
+
+    totals = [f'{{"total":"{i}{i}.{i}0"}}' for i in range(10)]
+    records = write_records(tmp_path / "crops", totals[:8]) + write_records(tmp_path / "crops", totals[8:], split="val")
+    path = tmp_path / "training_dataset.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
