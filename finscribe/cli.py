@@ -14,6 +14,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest"),
     "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout"),
+    "quantize": ("finscribe.deploy.quantize", "main", "INT8-quantize a model for serving (dynamic on CPU, weight-only on GPU)"),
+    "benchmark-quant": ("finscribe.deploy.quant_benchmark", "main", "float vs INT8: weight bytes, memory, latency, field accuracy"),
+    "serve": ("finscribe.deploy.server", "main", "HTTP extraction service + web page (FastAPI/uvicorn)"),
     "evaluate": ("finscribe.eval.report", "main", "evaluate a model on a split: predictions, metrics, report + charts"),
     "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs"),
     "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos"),
@@ -21,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it"),
     "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest"),
     "mine": ("finscribe.mining.mine", "main", "run a model over labelled records and log its errors as hard samples"),
+    "quickstart": ("finscribe.quickstart", "main", "the whole loop end to end: generate, build, (tiny) model, train, evaluate, compare"),
 }
 
 

@@ -64,26 +64,51 @@ class Prediction:
         return asdict(self)
 
 
+class LoopDetector:
+    """Incremental loop detection over rows of generated tokens, one position at a time.
+
+    For every period p <= max_period it keeps the run of trailing positions where the token
+    equals the one p back; the row loops with period p once that run reaches span - p with
+    span = max(p * min_repeats, min_tokens), i.e. the last `span` tokens repeat with period p.
+    O(rows x max_period) per token, so the guard stays cheap next to a decoding step.
+    """
+
+    def __init__(self, rows: int, max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
+                 min_tokens: int = MIN_LOOP_TOKENS):
+        self.periods = np.arange(1, max_period + 1)
+        self.need = np.maximum(self.periods * min_repeats, min_tokens) - self.periods
+        self.run = np.zeros((rows, max_period), dtype=np.int64)
+        self.history = np.zeros((rows, 0), dtype=np.int64)  # the last max_period tokens
+
+    def push(self, tokens: np.ndarray) -> None:
+        tokens = np.asarray(tokens, dtype=np.int64)
+        seen = self.history.shape[1]
+        if seen:
+            back = self.history[:, seen - np.minimum(self.periods, seen)]  # token p positions back
+            equal = (back == tokens[:, None]) & (self.periods <= seen)[None, :]
+            self.run = np.where(equal, self.run + 1, 0)
+        self.history = np.concatenate([self.history, tokens[:, None]], axis=1)[:, -len(self.periods):]
+
+    def looping(self) -> np.ndarray:
+        """Per row: the smallest period that loops now, or 0."""
+        hits = self.run >= self.need[None, :]
+        return np.where(hits.any(axis=1), self.periods[hits.argmax(axis=1)], 0)
+
+
 def find_loop(tokens: Sequence[int], max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
               min_tokens: int = MIN_LOOP_TOKENS) -> int | None:
-    """The smallest period p whose repetition ends `tokens` (see the module constants), else None."""
-    arr = np.asarray(tokens)
-    n = len(arr)
-    for period in range(1, max_period + 1):
-        span = max(period * min_repeats, min_tokens)
-        if span > n:
-            break
-        tail = arr[n - span:]
-        if np.array_equal(tail[period:], tail[:-period]):
-            return period
-    return None
+    """The smallest period p whose repetition ends `tokens` (see `LoopDetector`), else None."""
+    detector = LoopDetector(1, max_period, min_repeats, min_tokens)
+    for token in tokens:
+        detector.push(np.asarray([token]))
+    return int(detector.looping()[0]) or None
 
 
 class RepetitionGuard(StoppingCriteria):
-    """Stops each row whose generated part ends in a loop (`find_loop`) and remembers which.
+    """Stops each row whose generated part ends in a loop (`LoopDetector`) and remembers which.
 
     Only the generated part (after `prompt_length`) is inspected, and a row that already emitted
-    EOS is never inspected again (the generator pads it afterwards, which would look periodic).
+    EOS is never stopped afterwards (the generator pads it, which would look periodic).
     `stopped_at[row]` is the number of generated tokens when the guard stopped the row.
     """
 
@@ -91,24 +116,25 @@ class RepetitionGuard(StoppingCriteria):
                  max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
                  min_tokens: int = MIN_LOOP_TOKENS):
         self.prompt_length = prompt_length
-        self.eos_token_ids = set(int(t) for t in eos_token_ids)
-        self.max_period, self.min_repeats, self.min_tokens = max_period, min_repeats, min_tokens
-        self.finished = [False] * batch_size
+        self.eos_token_ids = np.asarray(sorted(int(t) for t in eos_token_ids), dtype=np.int64)
+        self.detector = LoopDetector(batch_size, max_period, min_repeats, min_tokens)
+        self.finished = np.zeros(batch_size, dtype=bool)
         self.stopped_at: list[int | None] = [None] * batch_size
+        self.seen = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any = None, **kwargs: Any) -> torch.BoolTensor:
         generated = input_ids[:, self.prompt_length:]
-        span = min(generated.shape[1], max(self.max_period * self.min_repeats, self.min_tokens))
-        tails = generated[:, generated.shape[1] - span:].cpu().numpy()
-        stop = []
-        for row, tail in enumerate(tails):
-            if not self.finished[row] and len(tail) and int(tail[-1]) in self.eos_token_ids:
-                self.finished[row] = True
-            if not self.finished[row] and find_loop(tail, self.max_period, self.min_repeats, self.min_tokens):
-                self.finished[row] = True
-                self.stopped_at[row] = generated.shape[1]
-            stop.append(self.stopped_at[row] is not None)
-        return torch.tensor(stop, dtype=torch.bool, device=input_ids.device)
+        length = generated.shape[1]
+        new = generated[:, self.seen:].cpu().numpy()  # normally one token per call
+        for column in new.T:
+            self.finished |= np.isin(column, self.eos_token_ids)
+            self.detector.push(column)
+        self.seen = length
+        looping = self.detector.looping()
+        for row in np.flatnonzero((looping > 0) & ~self.finished):
+            self.finished[row] = True
+            self.stopped_at[row] = length
+        return torch.tensor([s is not None for s in self.stopped_at], dtype=torch.bool, device=input_ids.device)
 
 
 def _eos_ids(model: Any, processor: Any) -> list[int]:

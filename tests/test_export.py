@@ -189,3 +189,33 @@ def test_unwritable_output_dir_fails_cleanly_from_the_command_line(tmp_path: Pat
     assert result.returncode == 2
     assert "error: cannot write to output dir" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_contact_sheet_shows_every_layout(tmp_path: Path) -> None:
+    from finscribe.synthetic.contact_sheet import main as sheet_main
+    from finscribe.synthetic.renderer import LAYOUTS
+
+    out = tmp_path / "sheet.png"
+    assert sheet_main(["--output", str(out), "--dpi", "40", "--thumb-width", "120", "--columns", "4"]) == 0
+    with Image.open(out) as sheet:
+        width, height = sheet.size
+    rows = -(-(len(LAYOUTS) + 1) // 4)  # every layout plus the degraded example
+    assert width == 4 * (120 + 12) + 12
+    assert height > rows * 120  # each tile is taller than wide (portrait page + caption)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_png_writer_round_trips_pixels_and_text(mode: str, tmp_path: Path) -> None:
+    from finscribe.synthetic.pngwrite import write_png
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    path = write_png(image, tmp_path / "x.png", text={"finscribe": '{"a":[1,2]}'})
+    with Image.open(path) as back:
+        assert back.info["finscribe"] == '{"a":[1,2]}'
+        expected = image.convert("RGB") if mode == "RGBA" else image
+        assert back.mode == expected.mode
+        assert np.array_equal(np.asarray(back), np.asarray(expected))
+    assert write_png(image, tmp_path / "y.png", text={"finscribe": '{"a":[1,2]}'}).read_bytes() == path.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))

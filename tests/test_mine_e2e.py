@@ -73,3 +73,51 @@ def test_summarize_counts_primary_and_field_level_errors():
     records = [{"split": "train", "region": "totals_section", "prompt": "Totals to JSON:"},
                {"split": "test", "region": "totals_section", "prompt": "OCR:"}]
     assert select_records(records, "all", (), "x") == records[:1]  # OCR records have no JSON target
+
+
+def _wrong_fields(model_dir, records):
+    """(wrong outputs, wrong fields) of a model on records; unparseable output = all fields wrong."""
+    from finscribe.eval.field_accuracy import field_accuracy
+    from finscribe.mining.mine import classify_records
+    from finscribe.training.model import load_model
+
+    model, processor = load_model(model_dir, device="cpu", dtype="float32")
+    results = classify_records(model, processor, records, batch_size=8, max_new_tokens=64, show_progress=False)
+    fields = 0
+    for r in results:
+        score = field_accuracy(r.pred, json.loads(r.record["target"]))
+        fields += score.total - score.correct
+    return sum(r.error_type != "OTHER" for r in results), fields
+
+
+@pytest.mark.slow
+def test_train_mine_replay_reduces_errors_on_the_mined_samples(tiny_model_dir, tmp_path):
+    """train → mine the test split → retrain with replay → fewer errors on the mined samples."""
+    from finscribe.mining.replay_dataset import build_hard_sample_dataset
+    from finscribe.synthetic.export import generate_dataset
+    from finscribe.training.train import TrainConfig, train
+
+    manifest = generate_dataset(24, tmp_path / "synth", seed=0, workers=1, degrade=0.0,
+                                test_fraction=0.2, val_fraction=0.0)
+    common = dict(data=manifest, regions=("totals_section",), batch_size=8, gradient_accumulation_steps=1,
+                  learning_rate=2e-3, warmup_ratio=0.1, logging_steps=50, save_steps=10_000,
+                  eval_generate_samples=0, report_to=("none",), seed=0)
+    first = train(TrainConfig(model=str(tiny_model_dir), output_dir=tmp_path / "first", max_steps=STEPS, **common))
+
+    error_dir = tmp_path / "hard"
+    assert cli_main(["mine", "--model", str(first), "--data", str(manifest), "--error-dir", str(error_dir),
+                     "--split", "test", "--regions", "totals_section", "--max-new-tokens", "64",
+                     "--device", "cpu"]) == 0
+    mined = build_hard_sample_dataset(error_dir).to_list()
+    assert mined, "the briefly trained tiny model should still get test samples wrong"
+
+    replayed = train(TrainConfig(model=str(first), output_dir=tmp_path / "replay", max_steps=STEPS,
+                                 hard_samples=error_dir, hard_ratio=0.5, **common))
+    before, after = _wrong_fields(first, mined), _wrong_fields(replayed, mined)
+    print(f"\n{len(mined)} mined samples: wrong outputs {before[0]} -> {after[0]}, "
+          f"wrong fields {before[1]} -> {after[1]}")
+    assert before[0] == len(mined)
+    assert after[1] < before[1]
+
+
+STEPS = 100

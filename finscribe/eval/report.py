@@ -51,7 +51,7 @@ class EvaluateConfig:
     repetition_window: int = arg(128, "longest loop period (tokens) the repetition guard looks for; 0 = off")
     limit: int | None = arg(None, "evaluate only the first N records (quick checks)")
     held_out_layouts: tuple[str, ...] = arg((), "layouts held out of training (default: read from the manifest's config)")
-    resamples: int = arg(1000, "bootstrap resamples for the 95 % intervals")
+    resamples: int = arg(1000, "bootstrap resamples for the confidence intervals")
     seed: int = arg(0, "bootstrap seed")
     device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
     dtype: str | None = arg(None, "float32, bfloat16, ... (default: bf16 on capable GPUs, else float32)")
@@ -113,7 +113,10 @@ def held_out_layouts_of(data: Path) -> list[str]:
         return _held_out_from(data)
     build_config = data.with_name(f"{data.stem}.config.json")
     if build_config.is_file():
-        manifest = json.loads(build_config.read_text(encoding="utf-8")).get("manifest")
+        try:
+            manifest = json.loads(build_config.read_text(encoding="utf-8")).get("manifest")
+        except (json.JSONDecodeError, AttributeError):
+            return []  # not a build-dataset config: the report then says the held-out layouts are unknown
         if manifest:
             manifest = Path(manifest)
             return _held_out_from(manifest if manifest.is_absolute() else Path.cwd() / manifest)

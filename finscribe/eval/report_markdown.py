@@ -47,6 +47,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Seen vs held-out layouts", "",
                   f"Held out of training: {', '.join(report['held_out_layouts'])}.", ""]
         lines += _metrics_table(report["generalisation"], "layouts")
+    else:
+        lines += ["", "(Layouts held out of training unknown: no generator config found; pass --held-out-layouts "
+                  "for a seen vs held-out split.)"]
     lines += ["", "## Per region", ""] + _metrics_table(report["per_region"], "region")
     lines += ["", "## Per layout", ""] + _metrics_table(report["per_layout"], "layout")
     lines += ["", "## Per field", "", "![per-field accuracy](field_accuracy.png)", "",

@@ -9,14 +9,13 @@ Each block function draws one region at a given position and width and returns i
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
 from finscribe.data.schema import Invoice, Party
 from finscribe.synthetic import locale_format as lf
-from finscribe.synthetic.fonts import FontFamily, load_font
+from finscribe.synthetic.fonts import FontFamily, load_font, text_bbox, text_mask
 
 Box = tuple[int, int, int, int]
 Color = tuple[int, int, int]
@@ -32,11 +31,9 @@ class TextSpan:
     region: str | None = None
 
 
-@lru_cache(maxsize=1 << 16)
 def measure(font: ImageFont.FreeTypeFont, text: str) -> Box:
-    """Ink box of `text` drawn at the origin; cached because labels and headers repeat on every page
-    and a FreeType layout call is the renderer's main cost after drawing itself."""
-    return font.getbbox(text)
+    """Ink box of `text` drawn at the origin (cached glyph metrics, see fonts.text_bbox)."""
+    return text_bbox(font, text)
 
 
 def text_width(font: ImageFont.FreeTypeFont, text: str) -> int:
@@ -49,6 +46,7 @@ def _union(a: Box | None, b: Box) -> Box:
 
 class Canvas:
     def __init__(self, image: Image.Image | None):
+        self.image = image
         self.draw = ImageDraw.Draw(image) if image is not None else None
         self.spans: list[TextSpan] = []
         self.ink: dict[str, Box] = {}
@@ -68,15 +66,19 @@ class Canvas:
         if self._region is not None:
             self.ink[self._region] = _union(self.ink.get(self._region), box)
 
-    def text(self, x: float, y: float, text: str, font: ImageFont.FreeTypeFont, fill: Color, align: str = "left") -> Box:
-        """Draw `text` with its top-left at (x, y) (x is the right edge / centre for other aligns)."""
+    def text(self, x: float, y: float, text: str, font: ImageFont.FreeTypeFont, fill: Color,
+             align: str = "left") -> Box:
+        """Draw `text` with its top-left at (x, y) (x is the right edge / centre for other aligns).
+        Blank text draws nothing and records no span."""
+        if not text.strip():
+            return (round(x), round(y), round(x), round(y))
         left, top, right, bottom = measure(font, text)
         if align != "left":
             x = x - right if align == "right" else x - right / 2
         x, y = round(x), round(y)
         box = (x + left, y + top, x + right, y + bottom)
-        if self.draw is not None:
-            self.draw.text((x, y), text, font=font, fill=fill)
+        if self.image is not None and right > left and bottom > top:
+            self.image.paste(fill, (x + left, y + top), text_mask(font, text))
         self.spans.append(TextSpan(text, box, self._region))
         self._grow(box)
         return box

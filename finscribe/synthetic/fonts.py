@@ -15,8 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from fontTools.ttLib import TTFont
-from PIL import ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 
 class GlyphCoverageError(ValueError):
@@ -98,3 +99,59 @@ def families_covering(text: str) -> list[str]:
 def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     """A cached PIL font: loading a TTF costs ~1 ms, a page uses a dozen (path, size) pairs."""
     return ImageFont.truetype(str(path), size=size, layout_engine=ImageFont.Layout.BASIC)
+
+
+# ----------------------------------------------------------------------------- glyph cache
+# FreeType rasterises every glyph of every string anew (~7 µs a glyph, the renderer's main
+# cost). Invoices use a small alphabet, so each (font, character) is rendered once and strings
+# are composed from the cached glyph masks with numpy. Glyphs sit at their hinted advances as
+# with PIL's basic layout (which has no kerning either), so the result matches ImageDraw.text.
+
+
+@dataclass(frozen=True)
+class _Glyph:
+    mask: np.ndarray | None  # coverage 0..255 of the ink box; None for blank characters
+    box: tuple[int, int, int, int]  # ink box relative to the pen position, top = ascender line
+    advance: float
+
+
+@lru_cache(maxsize=1 << 15)
+def _glyph(font: ImageFont.FreeTypeFont, char: str) -> _Glyph:
+    left, top, right, bottom = font.getbbox(char)
+    advance = font.getlength(char)
+    if right <= left or bottom <= top:
+        return _Glyph(None, (left, top, right, bottom), advance)
+    image = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(image).text((-left, -top), char, font=font, fill=255)
+    return _Glyph(np.asarray(image), (left, top, right, bottom), advance)
+
+
+def _placed(font: ImageFont.FreeTypeFont, text: str) -> list[tuple[int, _Glyph]]:
+    pen, placed = 0.0, []
+    for char in text:
+        glyph = _glyph(font, char)
+        placed.append((round(pen), glyph))
+        pen += glyph.advance
+    return placed
+
+
+@lru_cache(maxsize=1 << 16)
+def text_bbox(font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
+    """Ink box (x0, y0, x1, y1) of `text` drawn with its top-left (ascender line) at the origin."""
+    boxes = [(x + g.box[0], g.box[1], x + g.box[2], g.box[3]) for x, g in _placed(font, text) if g.mask is not None]
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+@lru_cache(maxsize=4096)
+def text_mask(font: ImageFont.FreeTypeFont, text: str) -> Image.Image:
+    """`text` as an 'L' coverage mask the size of `text_bbox` (cached: labels repeat on every page)."""
+    left, top, right, bottom = text_bbox(font, text)
+    canvas = np.zeros((max(1, bottom - top), max(1, right - left)), dtype=np.uint8)
+    for x, glyph in _placed(font, text):
+        if glyph.mask is not None:
+            x0, y0 = x + glyph.box[0] - left, glyph.box[1] - top
+            cell = canvas[y0 : y0 + glyph.mask.shape[0], x0 : x0 + glyph.mask.shape[1]]
+            np.maximum(cell, glyph.mask, out=cell)
+    return Image.fromarray(canvas, "L")

@@ -87,8 +87,7 @@ def minimal(c: Canvas, p: Page) -> None:
                            label_font=p.font(0.9), value_font=p.font(0.95))
     vendor_bottom = party_block(c, p, "vendor_block", m + cw * 0.55, m, cw * 0.45, align="right", name_scale=1.1)
     y = max(meta_bottom, vendor_bottom) + gap
-    y = party_block(c, p, "client_info", m, y, cw * 0.5, heading=p.labels["bill_to"], name_scale=1.0,
-                    ) + gap
+    y = party_block(c, p, "client_info", m, y, cw * 0.5, heading=p.labels["bill_to"], name_scale=1.0) + gap
     y = table_block(c, p, m, y, cw, "rules") + gap
     totals_block(c, p, m, y, min(totals_width(p), cw * 0.5), "rule")
 

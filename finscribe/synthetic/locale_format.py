@@ -269,7 +269,7 @@ def labels_for(locale: str, seed: int, *, can_draw=lambda text: True) -> dict[st
     """
     language = get_locale(locale).language
     vocab = _LABELS[language]
-    if not all(can_draw(v) for variants in vocab.values() for v in variants):
+    if not can_draw("".join(v for variants in vocab.values() for v in variants)):
         vocab = _LABELS["en"]
     rng = random.Random(f"labels:{seed}")
     return {key: rng.choice(variants) for key, variants in vocab.items()}

@@ -1,0 +1,150 @@
+"""Learning benchmark (slow): the tiny model's accuracy on held-out crops vs training minutes on CPU.
+
+Trains the quickstart's tiny model (same recipe and data settings as `finscribe quickstart`),
+keeps a checkpoint every `--max-steps / --points` steps, then evaluates the untrained base and every
+checkpoint on the test split (held-out invoices; the held-out layout separately). Writes
+OUTPUT/learning.json, OUTPUT/learning.md (the table for benchmarks/RESULTS.md) and
+OUTPUT/learning_curve.png.
+
+    .venv/bin/python benchmarks/learning.py --output-dir benchmarks/results/learning
+    .venv/bin/python benchmarks/learning.py --data runs/quickstart/dataset/records.jsonl --max-steps 1200
+
+Training minutes are wall-clock from the start of training to each checkpoint's save, evaluation
+excluded; on a shared machine they depend on the load, so the script also prints CPU seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finscribe.config import arg, parse_config, save_config
+from finscribe.quickstart import QuickstartConfig, tokenizer_texts, _tiny_extras
+
+KEYS = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
+
+
+@dataclass
+class LearningConfig:
+    output_dir: Path = arg(Path("benchmarks/results/learning"), "output folder")
+    data: Path | None = arg(None, "existing records JSONL (default: generate --num-samples invoices)")
+    num_samples: int = arg(500, "invoices to generate when --data is not given")
+    max_steps: int = arg(600, "optimizer steps of the whole run")
+    points: int = arg(4, "checkpoints to evaluate along the run")
+    batch_size: int = arg(16, "crops per step")
+    learning_rate: float = arg(2e-3, "peak learning rate")
+    eval_limit: int | None = arg(None, "evaluate only the first N test crops")
+    seed: int = arg(0, "seed")
+
+
+def _records(config: LearningConfig, recipe: QuickstartConfig) -> Path:
+    from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
+    from finscribe.synthetic.export import generate_dataset
+
+    if config.data is not None:
+        return Path(config.data)
+    manifest = generate_dataset(recipe.num_samples, config.output_dir / "data", seed=config.seed, dpi=recipe.dpi,
+                                degrade=recipe.degrade, locales=tuple(recipe.locales),
+                                held_out_layouts=tuple(recipe.held_out_layouts))
+    path = config.output_dir / "records.jsonl"
+    write_jsonl_atomic(path, build_dataset_from_manifest(manifest, regions=recipe.regions).to_list())
+    return path
+
+
+def _row(name: str, steps: int, minutes: float, report: dict[str, Any]) -> dict[str, Any]:
+    row = {"checkpoint": name, "steps": steps, "train_minutes": round(minutes, 2),
+           **{k: report["overall"][k] for k in KEYS}}
+    for group, values in report.get("generalisation", {}).items():
+        row[f"field_accuracy [{group}]"] = values["field_accuracy"]
+    for region, values in report.get("per_region", {}).items():
+        row[f"field_accuracy [{region}]"] = values["field_accuracy"]
+    return row
+
+
+def run(config: LearningConfig) -> list[dict[str, Any]]:
+    import resource
+
+    from finscribe.eval.report import evaluate
+    from finscribe.training.model import build_tiny_model
+    from finscribe.training.train import TrainConfig, train
+
+    recipe = QuickstartConfig(num_samples=config.num_samples, seed=config.seed)
+    out = Path(config.output_dir)
+    save_config(config, out)
+    data = _records(config, recipe)
+    records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    base = build_tiny_model(out / "base_model", texts=tokenizer_texts([r for r in records if r["split"] == "train"]),
+                            seed=config.seed, hidden_size=recipe.hidden_size, num_layers=recipe.num_layers,
+                            vision_hidden_size=recipe.vision_hidden_size, vision_layers=recipe.vision_layers,
+                            num_heads=recipe.num_heads, max_pixels=recipe.max_pixels, **_tiny_extras())
+    every = max(1, config.max_steps // config.points)
+    started, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    train(TrainConfig(data=data, model=str(base), output_dir=out / "model", max_steps=config.max_steps,
+                      batch_size=config.batch_size, gradient_accumulation_steps=1,
+                      learning_rate=config.learning_rate, warmup_ratio=recipe.warmup_ratio, regions=recipe.regions,
+                      save_steps=every, save_total_limit=None, eval_generate_samples=0, logging_steps=every,
+                      seed=config.seed, report_to=("none",)))
+    cpu_seconds = resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu0
+    print(f"training: {(time.time() - started) / 60:.1f} min wall, {cpu_seconds / 60:.1f} min CPU (user, all threads)")
+    checkpoints = sorted((out / "model").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    points = [("base", 0, 0.0, base)] + [
+        (p.name, int(p.name.split("-")[1]), ((p / "trainer_state.json").stat().st_mtime - started) / 60, p)
+        for p in checkpoints]
+    rows = []
+    for name, steps, minutes, path in points:
+        report = evaluate(str(path), data, split="test", regions=recipe.regions, output_dir=out / "eval" / name,
+                          batch_size=16, max_new_tokens=recipe.max_new_tokens, limit=config.eval_limit,
+                          held_out_layouts=recipe.held_out_layouts)
+        rows.append(_row(name, steps, minutes, report))
+        print(json.dumps(rows[-1]))
+    _write(out, rows)
+    return rows
+
+
+def _write(out: Path, rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from finscribe.data.schema import write_json_atomic
+
+    write_json_atomic(out / "learning.json", rows)
+    columns = list(rows[-1])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{100 * v:.1f} %" if isinstance(v, float) and c not in ("train_minutes",)
+                                       else str(v) for c, v in row.items()) + " |")
+    (out / "learning.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    minutes = [r["train_minutes"] for r in rows]
+    for key in ("field_accuracy", "char_accuracy", "exact_match"):
+        ax.plot(minutes, [100 * (r[key] or 0) for r in rows], marker="o", label=key.replace("_", " "))
+    held = [k for k in columns if k.startswith("field_accuracy [held-out")]
+    for key in held:
+        ax.plot(minutes, [100 * (r.get(key) or 0) for r in rows], marker="x", linestyle="--", label=key)
+    ax.set_xlabel("training minutes (wall clock, this CPU)")
+    ax.set_ylabel("% on held-out test crops")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Tiny PaddleOCR-VL from scratch: totals crops")
+    fig.tight_layout()
+    tmp = out / ".learning_curve.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(out / "learning_curve.png")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(LearningConfig, argv, "benchmarks/learning.py", __doc__.split("\n\n")[0])
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

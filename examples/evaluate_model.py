@@ -1,0 +1,15 @@
+"""Evaluate a model on one document image against its ground truth.
+
+    python examples/evaluate_model.py --image crop.png --ground-truth crop.json \
+        --model runs/train/final --output results.json [--region totals_section]
+
+The ground truth is a region annotation `{"region", "fields"}` or a full label. For a whole
+split use `finscribe evaluate`. This script only calls `finscribe.eval.document.evaluate_main`.
+"""
+
+import sys
+
+from finscribe.eval.document import evaluate_main
+
+if __name__ == "__main__":
+    sys.exit(evaluate_main(sys.argv[1:], prog="evaluate_model.py"))

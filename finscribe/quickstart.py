@@ -1,0 +1,222 @@
+"""`finscribe quickstart`: the whole loop end to end, in one command.
+
+generate invoices → build the dataset → init the tiny model (or load a real one) → train →
+evaluate → compare base vs fine-tuned → print where the reports are and the headline numbers.
+
+    finscribe quickstart                                   # CPU, tiny model from scratch (~10 min)
+    finscribe quickstart --model PaddlePaddle/PaddleOCR-VL  # GPU, the real 0.9B model, LoRA
+
+Every step writes under `--output-dir` (default runs/quickstart): data/, dataset/, base_model/
+(tiny only), model/, eval/, compare/, plus quickstart_config.json and summary.json.
+
+The tiny defaults follow the learning recipe measured on a 2-core CPU (benchmarks/RESULTS.md,
+"Learning (tiny model, CPU)"): the totals region only, pages rendered at 200 dpi (a digit is about
+one 14-px patch wide), no scan degradation, one locale, a shallow-but-wide decoder and a tokenizer
+that reads numbers digit by digit. The real model keeps the same data settings unless overridden.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finscribe.config import arg, parse_config, save_config
+
+TINY = "tiny"
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class QuickstartConfig:
+    output_dir: Path = arg(Path("runs/quickstart"), "folder for every step's outputs")
+    model: str = arg(TINY, "'tiny' (build a small PaddleOCR-VL from scratch, CPU) or a hub id / local path "
+                           "of the real model, e.g. PaddlePaddle/PaddleOCR-VL (GPU)")
+    num_samples: int = arg(500, "invoices to generate (train/val/test split by the generator)")
+    seed: int = arg(0, "dataset, init and training seed")
+    workers: int | None = arg(None, "generator worker processes (default: all CPU cores)")
+    dpi: int = arg(200, "page resolution: 200 dpi makes a digit about one vision patch wide")
+    degrade: float = arg(0.0, "share of pages with scan/photo degradation")
+    locales: tuple[str, ...] = arg(("en_US",), "locales to draw invoices from")
+    held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
+    regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
+    # tiny model (ignored with a real --model)
+    hidden_size: int = arg(192, "tiny decoder hidden size")
+    num_layers: int = arg(2, "tiny decoder layers")
+    vision_hidden_size: int = arg(128, "tiny vision encoder hidden size")
+    vision_layers: int = arg(2, "tiny vision encoder layers")
+    num_heads: int = arg(4, "tiny attention heads")
+    max_pixels: int = arg(28 * 28 * 256, "image processor: largest resized crop area (pixels)")
+    # training
+    max_steps: int = arg(600, "optimizer steps")
+    batch_size: int = arg(16, "crops per optimizer step")
+    learning_rate: float | None = arg(None, "peak learning rate (default: 2e-3 tiny from scratch, 2e-4 LoRA)")
+    warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
+    use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
+    # evaluation
+    max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
+    eval_limit: int | None = arg(None, "evaluate only the first N test crops")
+    eval_batch_size: int = arg(16, "crops per generation batch")
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 20:
+            raise ValueError(f"--num-samples must be >= 20 to leave train and test crops, got {self.num_samples}")
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("--max-steps and --batch-size must be >= 1")
+
+    @property
+    def tiny(self) -> bool:
+        return self.model == TINY
+
+    def lora(self) -> bool:
+        return (not self.tiny) if self.use_lora is None else self.use_lora
+
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.lora() else (2e-3 if self.tiny else 2e-5)
+
+
+def _step(name: str, timings: dict[str, float]):
+    """Context manager that prints a step banner and records its wall time."""
+    class _Timer:
+        def __enter__(self):
+            print(f"\n== quickstart: {name} ==", flush=True)
+            self.start = time.perf_counter()
+
+        def __exit__(self, *exc: Any) -> None:
+            timings[name] = round(time.perf_counter() - self.start, 1)
+    return _Timer()
+
+
+def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
+    """The tiny tokenizer's corpus: every training target and prompt (no test text)."""
+    return [r["target"] for r in records] + sorted({r["prompt"] for r in records})
+
+
+def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
+    """Run every step; returns the summary dict (also written to OUTPUT/summary.json)."""
+    from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
+    from finscribe.data.schema import write_json_atomic
+    from finscribe.eval.report import compare, evaluate
+    from finscribe.synthetic.export import generate_dataset
+    from finscribe.training.train import TrainConfig, train
+
+    out = Path(config.output_dir)
+    save_config(config, out, name="quickstart_config.json")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    with _step("generate invoices", timings):
+        manifest = generate_dataset(config.num_samples, out / "data", seed=config.seed, workers=config.workers,
+                                    dpi=config.dpi, degrade=config.degrade, locales=tuple(config.locales),
+                                    held_out_layouts=tuple(config.held_out_layouts))
+    with _step("build dataset", timings):
+        records = build_dataset_from_manifest(manifest, regions=config.regions).to_list()
+        data = out / "dataset" / "records.jsonl"
+        write_jsonl_atomic(data, records)
+        counts = {s: sum(r["split"] == s for r in records) for s in ("train", "val", "test")}
+        print(f"{len(records)} records {counts} -> {data}")
+        if counts["train"] == 0 or counts["test"] == 0:
+            raise SystemExit(f"error: {data} has {counts} records; raise --num-samples so train and test are non-empty")
+
+    if config.tiny:
+        from finscribe.training.model import build_tiny_model
+
+        with _step("init tiny model", timings):
+            base = str(build_tiny_model(
+                out / "base_model", texts=tokenizer_texts([r for r in records if r["split"] == "train"]),
+                seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
+                vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers,
+                num_heads=config.num_heads, max_pixels=config.max_pixels, **_tiny_extras()))
+    else:
+        base = config.model
+
+    with _step("train", timings):
+        train_config = TrainConfig(
+            data=data, model=base, output_dir=out / "model", max_steps=config.max_steps,
+            batch_size=config.batch_size, gradient_accumulation_steps=1, learning_rate=config.lr(),
+            warmup_ratio=config.warmup_ratio, lr_scheduler="cosine", use_lora=config.lora(),
+            regions=tuple(config.regions), logging_steps=max(1, min(50, config.max_steps // 10)),
+            save_steps=config.max_steps, save_total_limit=1, eval_generate_samples=0,
+            max_new_tokens=config.max_new_tokens, seed=config.seed, report_to=("none",),
+        )
+        model_dir = str(train(train_config))
+
+    common = dict(split="test", regions=tuple(config.regions), batch_size=config.eval_batch_size,
+                  max_new_tokens=config.max_new_tokens, limit=config.eval_limit,
+                  held_out_layouts=tuple(config.held_out_layouts))
+    with _step("evaluate fine-tuned", timings):
+        evaluate(model_dir, data, output_dir=out / "eval", **common)
+    with _step("compare base vs fine-tuned", timings):
+        result = compare(base, model_dir, data, output_dir=out / "compare", **common)
+
+    timings["total"] = round(time.perf_counter() - started, 1)
+    summary = _summary(config, result, out, model_dir, timings)
+    write_json_atomic(out / "summary.json", summary)
+    print(_summary_text(summary), flush=True)
+    return summary
+
+
+def _tiny_extras() -> dict[str, Any]:
+    """Options of `build_tiny_model` that only newer versions have (digit-by-digit tokenizer)."""
+    import inspect
+
+    from finscribe.training.model import build_tiny_model
+
+    return {"split_digits": True} if "split_digits" in inspect.signature(build_tiny_model).parameters else {}
+
+
+HEADLINE = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
+
+
+def _summary(config: QuickstartConfig, result: dict[str, Any], out: Path, model_dir: str,
+             timings: dict[str, float]) -> dict[str, Any]:
+    overall = {"base": {}, "model": {}}
+    for key in HEADLINE:
+        delta = result["deltas"][key]
+        overall["base"][key] = delta.get("base")
+        overall["model"][key] = delta.get("model")
+    groups = result.get("generalisation", {})
+    return {
+        "base": result["base"], "model": model_dir, "test_records": result["records"],
+        "overall": overall,
+        "by_layout_group": {name: {"records": g["records"], **{side: {k: g[side][k] for k in HEADLINE}
+                                                              for side in ("base", "model")}}
+                            for name, g in groups.items()},
+        "seconds": timings,
+        "reports": {"comparison": str(out / "compare" / "comparison.md"),
+                    "comparison_plot": str(out / "compare" / "comparison.png"),
+                    "evaluation": str(out / "eval" / "report.md"),
+                    "loss_curve": str(Path(model_dir) / "loss_curve.png"),
+                    "summary": str(out / "summary.json")},
+    }
+
+
+def _pct(value: Any) -> str:
+    return "  n/a" if value is None else f"{100 * float(value):5.1f}%"
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    lines = ["", "== quickstart: done ==",
+             f"test crops: {summary['test_records']}   total time: {summary['seconds']['total']:.0f} s "
+             f"(" + ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items() if k != "total") + ")",
+             "", f"{'metric':<22}{'base':>8}{'fine-tuned':>12}"]
+    for key in HEADLINE:
+        lines.append(f"{key:<22}{_pct(summary['overall']['base'][key]):>8}{_pct(summary['overall']['model'][key]):>12}")
+    for name, group in summary["by_layout_group"].items():
+        lines.append(f"  {name} ({group['records']} crops): field accuracy "
+                     f"{_pct(group['base']['field_accuracy']).strip()} -> {_pct(group['model']['field_accuracy']).strip()}")
+    lines += ["", "reports:"] + [f"  {k:<16}{v}" for k, v in summary["reports"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe quickstart") -> int:
+    """`finscribe quickstart [--model tiny|PaddlePaddle/PaddleOCR-VL] [--output-dir runs/quickstart]`."""
+    config = parse_config(QuickstartConfig, argv, prog, __doc__.split("\n\n")[0])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run_quickstart(config)
+    return 0

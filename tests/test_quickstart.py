@@ -1,0 +1,52 @@
+"""Smoke test of `finscribe quickstart` with a very small configuration (real tiny model, real
+stages end to end; a few samples and steps, so the numbers themselves mean nothing here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finscribe.quickstart import QuickstartConfig, main, run_quickstart
+
+
+def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
+    out = tmp_path / "qs"
+    config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, dpi=100, max_steps=2, batch_size=2,
+                              hidden_size=64, num_layers=1, vision_hidden_size=32, vision_layers=1,
+                              num_heads=2, max_new_tokens=8, eval_limit=4, eval_batch_size=4)
+    summary = run_quickstart(config)
+
+    for name in ("data/training_manifest.json", "dataset/records.jsonl", "base_model/config.json",
+                 "model/config.json", "model/loss_curve.png", "eval/report.md", "eval/report.json",
+                 "compare/comparison.md", "compare/comparison.json", "compare/comparison.png",
+                 "summary.json", "quickstart_config.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "summary.json").read_text()) == summary
+    for side in ("base", "model"):
+        for key in ("field_accuracy", "char_accuracy", "exact_match"):
+            value = summary["overall"][side][key]
+            assert 0.0 <= value <= 1.0, (side, key, value)
+    assert summary["base"] == str(out / "base_model")
+    assert summary["test_records"] == 4
+    comparison = (out / "compare" / "comparison.md").read_text()
+    assert "base" in comparison.lower() and "field accuracy" in comparison.lower()
+    printed = capsys.readouterr().out
+    assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
+    # only the training records' text goes into the tiny tokenizer: the test targets stay unseen
+    records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
+    assert {r["region"] for r in records} == {"totals_section"}
+    assert {r["split"] for r in records} >= {"train", "test"}
+
+
+def test_quickstart_rejects_too_few_samples():
+    with pytest.raises(ValueError, match="num-samples"):
+        QuickstartConfig(num_samples=5)
+
+
+def test_quickstart_help_lists_the_model_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--model" in text and "PaddleOCR-VL" in text and "--max-steps" in text

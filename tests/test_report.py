@@ -1,0 +1,248 @@
+"""evaluate / compare end to end on the tiny real PaddleOCR-VL, scoring, bootstrap, and the
+single-document scripts. Records are hand-made tiny crops + annotations in a manifest."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from finscribe.data.build_dataset import write_jsonl_atomic
+from finscribe.data.formatters import prompt_for, serialize_target
+from finscribe.eval.bootstrap import bootstrap_ci, paired_bootstrap
+from finscribe.eval.report import EvaluationError, compare, evaluate, load_eval_records, main
+from finscribe.eval.scoring import METRICS, metric_value, score_record
+from finscribe.inference import Prediction
+
+REPO = Path(__file__).resolve().parents[1]
+TOTALS = {"subtotal": "100.00", "discount": "0.00", "tax_rate": "19", "tax_amount": "19.00", "total": "119.00",
+          "currency": "EUR"}
+ITEMS = {"line_items": [{"description": "Widget", "quantity": "2", "unit_price": "50.00", "line_total": "100.00"}]}
+REGIONS = ("totals_section", "line_items_table")
+# (id, split, layout): inv_2 has the held-out layout; inv_3 is train and must not be evaluated
+SAMPLES = [("inv_0", "test", "classic"), ("inv_1", "test", "modern"), ("inv_2", "test", "minimal"),
+           ("inv_3", "train", "classic")]
+
+
+def _crop(path: Path, text: str, width: int) -> None:
+    image = Image.new("RGB", (width, 40), "white")
+    ImageDraw.Draw(image).text((4, 4), text, fill="black")
+    image.save(path)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    (root / "crops").mkdir()
+    (root / "annotations").mkdir()
+    samples = []
+    for n, (sid, split, layout) in enumerate(SAMPLES):
+        regions = {}
+        for region, fields in zip(REGIONS, (TOTALS, ITEMS)):
+            crop, annotation = f"crops/{sid}__{region}.png", f"annotations/{sid}__{region}.json"
+            _crop(root / crop, f"{sid} {region}", 100 + 30 * n)
+            (root / annotation).write_text(json.dumps({"region": region, "fields": fields}), encoding="utf-8")
+            regions[region] = {"crop": crop, "annotation": annotation, "box": [0, 0, 10, 10]}
+        samples.append({"id": sid, "split": split, "layout": layout, "locale": "de_DE", "currency": "EUR",
+                        "regions": regions})
+    path = root / "training_manifest.json"
+    path.write_text(json.dumps({"version": 1, "config": {"held_out_layouts": ["minimal"]}, "samples": samples}),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A second real model: the tiny model with large random weights (different outputs)."""
+    from finscribe.training.model import load_model
+
+    model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() >= 2:
+                param.normal_(0, 0.5 if ("embed" in name or "lm_head" in name) else 0.15, generator=generator)
+    out = tmp_path_factory.mktemp("other") / "model"
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_evaluate_end_to_end(tiny_model_dir, manifest, tmp_path):
+    out = tmp_path / "eval"
+    report = evaluate(str(tiny_model_dir), manifest, split="test", regions=REGIONS, output_dir=out, batch_size=4,
+                      max_new_tokens=12, resamples=200, show_progress=False)
+    for name in ("predictions.jsonl", "report.json", "report.md", "config.json"):
+        assert (out / name).is_file(), name
+    for name in ("field_accuracy.png", "error_breakdown.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = _rows(out / "predictions.jsonl")
+    assert len(rows) == 6 and {r["source_id"] for r in rows} == {"inv_0", "inv_1", "inv_2"}
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    # report numbers recomputed from the rows
+    assert report["records"] == 6 and report["documents"] == 3
+    assert report["overall"]["char_accuracy"] == pytest.approx(sum(r["char_accuracy"] for r in rows) / 6)
+    assert report["overall"]["field_accuracy"] == pytest.approx(
+        sum(r["fields_correct"] for r in rows) / sum(r["fields_total"] for r in rows))
+    assert report["overall"]["json_validity_rate"] == pytest.approx(sum(r["json_valid"] for r in rows) / 6)
+    assert sum(r["fields_total"] for r in rows) == 3 * (6 + 4)  # 6 totals fields + 4 line-item fields per doc
+    teds_rows = [r for r in rows if r["region"] == "line_items_table"]
+    assert all(r["teds"] is not None for r in teds_rows)
+    assert report["overall"]["teds"] == pytest.approx(sum(r["teds"] for r in teds_rows) / 3)
+    ci = report["ci95"]["char_accuracy"]
+    assert ci["ci_low"] <= report["overall"]["char_accuracy"] <= ci["ci_high"]
+    assert set(report["per_region"]) == set(REGIONS)
+    assert report["held_out_layouts"] == ["minimal"]
+    assert report["generalisation"]["seen layouts"]["records"] == 4
+    assert report["generalisation"]["held-out layouts"]["records"] == 2
+    assert sum(report["error_breakdown"].values()) == 6
+    assert "Seen vs held-out layouts" in (out / "report.md").read_text()
+    assert json.loads((out / "config.json").read_text())["stage"] == "EvaluateConfig"
+
+
+def test_compare_end_to_end(tiny_model_dir, other_model_dir, manifest, tmp_path):
+    records = load_eval_records(manifest, "test", REGIONS)
+    data = tmp_path / "records.jsonl"
+    write_jsonl_atomic(data, records)
+    out = tmp_path / "compare"
+    result = compare(str(tiny_model_dir), str(other_model_dir), data, output_dir=out, batch_size=4,
+                     max_new_tokens=12, resamples=300, held_out_layouts=("minimal",), show_progress=False)
+    for name in ("comparison.json", "comparison.md", "base_predictions.jsonl", "model_predictions.jsonl", "config.json"):
+        assert (out / name).is_file(), name
+    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    base_rows, model_rows = _rows(out / "base_predictions.jsonl"), _rows(out / "model_predictions.jsonl")
+    assert [r["source_id"] for r in base_rows] == [r["source_id"] for r in model_rows]
+    assert [r["raw_text"] for r in base_rows] != [r["raw_text"] for r in model_rows]  # really two models
+    for key, _ in METRICS:
+        d = result["deltas"][key]
+        assert d["base"] == pytest.approx(metric_value(base_rows, key))
+        assert d["model"] == pytest.approx(metric_value(model_rows, key))
+        assert d["delta"] == pytest.approx(d["model"] - d["base"])
+        assert d["ci_low"] - 1e-12 <= d["delta"] <= d["ci_high"] + 1e-12, key
+    assert result["deltas"]["char_accuracy"]["delta"] != 0
+    assert result["documents"] == 3 and set(result["generalisation"]) == {"seen layouts", "held-out layouts"}
+
+
+def test_score_record_perfect_and_wrong():
+    record = {"region": "totals_section", "target": serialize_target(TOTALS), "source_id": "x", "layout": "classic",
+              "image": "x.png", "prompt": prompt_for("totals_section")}
+    perfect = Prediction(parsed=dict(TOTALS), raw_text=record["target"], error=None, repetition=False,
+                         prompt_tokens=10, new_tokens=20, seconds=0.1)
+    row = score_record(record, perfect)
+    assert row["field_accuracy"] == 1.0 and row["validation_passed"] and row["char_accuracy"] == 1.0
+    assert row["field_f1"] == 1.0 and row["tree_edit_accuracy"] == 1.0 and row["teds"] is None
+    wrong_fields = dict(TOTALS, total="118.00")
+    wrong = Prediction(parsed=wrong_fields, raw_text=serialize_target(wrong_fields), error=None, repetition=False,
+                       prompt_tokens=10, new_tokens=20, seconds=0.1)
+    row = score_record(record, wrong)
+    assert (row["fields_correct"], row["fields_total"]) == (5, 6)
+    assert (row["numeric_correct"], row["numeric_total"]) == (4, 5)  # 4 money fields + tax_rate
+    assert not row["validation_passed"] and any(v.startswith("total:") for v in row["violations"])
+    items = {"region": "line_items_table", "target": serialize_target(ITEMS), "source_id": "y", "layout": "classic",
+             "image": "y.png"}
+    invalid = Prediction(parsed=None, raw_text='{"line_items": [', error="not valid JSON", repetition=False,
+                         prompt_tokens=10, new_tokens=5, seconds=0.1)
+    row = score_record(items, invalid)
+    assert row["field_accuracy"] == 0.0 and row["teds"] == 0.0 and not row["validation_passed"]
+
+
+def test_score_record_whole_page():
+    label = {
+        "vendor_block": {"vendor_name": "ACME GmbH", "address": "Hauptstr. 1, Berlin"},
+        "client_info": {"client_name": "Foo AG", "address": "Ring 2, Bonn"},
+        "invoice_meta": {"invoice_number": "INV-1", "invoice_date": "2026-01-05", "due_date": "2026-02-04",
+                         "currency": "EUR"},
+        "line_items_table": ITEMS, "totals_section": TOTALS,
+    }
+    record = {"region": "page", "target": serialize_target(label), "source_id": "p", "layout": "classic",
+              "image": "p.png"}
+    perfect = Prediction(parsed=json.loads(record["target"]), raw_text=record["target"], error=None,
+                         repetition=False, prompt_tokens=10, new_tokens=99, seconds=0.1)
+    row = score_record(record, perfect)
+    assert row["fields_total"] == 2 + 2 + 4 + 4 + 6 and row["field_accuracy"] == 1.0
+    assert row["teds"] == 1.0 and row["teds_structure"] == 1.0 and row["validation_passed"]
+    assert "line_items_table.line_items[0].unit_price" in row["per_field"]
+    swapped = json.loads(record["target"])
+    swapped["line_items_table"]["line_items"][0]["description"] = "Gadget"
+    row = score_record(record, Prediction(parsed=swapped, raw_text=json.dumps(swapped), error=None, repetition=False,
+                                          prompt_tokens=10, new_tokens=99, seconds=0.1))
+    assert row["teds_structure"] == 1.0 and row["teds"] < 1.0 and row["fields_correct"] == row["fields_total"] - 1
+
+
+def test_bootstrap_intervals():
+    groups = ["a", "a", "b", "c", "d"]
+    same = paired_bootstrap([1, 0, 1, 0, 1], [1] * 5, [1, 0, 1, 0, 1], [1] * 5, groups, resamples=100)
+    assert same["delta"] == 0 and same["ci_low"] == same["ci_high"] == 0
+    shift = paired_bootstrap([0] * 5, [1] * 5, [1] * 5, [1] * 5, groups, resamples=100)
+    assert shift["delta"] == 1 and shift["ci_low"] == shift["ci_high"] == 1
+    mixed = paired_bootstrap([0, 1, 0, 1, 0], [1] * 5, [1, 1, 0, 1, 1], [1] * 5, groups, resamples=500, seed=3)
+    assert mixed["ci_low"] < mixed["delta"] < mixed["ci_high"]
+    assert mixed == paired_bootstrap([0, 1, 0, 1, 0], [1] * 5, [1, 1, 0, 1, 1], [1] * 5, groups, resamples=500, seed=3)
+    no_table = bootstrap_ci([0, 0], [0, 0], ["a", "b"])
+    assert no_table["value"] is None and no_table["ci_low"] is None
+
+
+def test_clear_errors(tiny_model_dir, manifest, tmp_path):
+    with pytest.raises(SystemExit, match="not found"):
+        main(["--model", str(tiny_model_dir), "--data", str(tmp_path / "missing.json")])
+    with pytest.raises(EvaluationError, match="no records for split 'val'"):
+        load_eval_records(manifest, "val", REGIONS)
+    with pytest.raises(SystemExit, match="could not load model"):
+        main(["--model", str(tmp_path / "no_model"), "--data", str(manifest), "--regions", *REGIONS,
+              "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def _run_script(monkeypatch, script: str, *args: str) -> None:
+    """Run a repo script as `python script args` would, in this process (no second torch import)."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    runpy.run_path(str(REPO / script), run_name="__main__")
+
+
+def test_single_document_scripts(tiny_model_dir, manifest, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    root = manifest.parent
+    image, truth = root / "crops/inv_0__totals_section.png", root / "annotations/inv_0__totals_section.json"
+    out = tmp_path / "results.json"
+    with pytest.raises(SystemExit) as done:
+        _run_script(monkeypatch, "examples/evaluate_model.py", "--image", str(image), "--ground-truth", str(truth),
+                    "--model", str(tiny_model_dir), "--output", str(out), "--max-new-tokens", "8", "--device", "cpu")
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["region"] == "totals_section" and result["prediction"]["new_tokens"] <= 8
+    assert set(result["metrics"]) == {k for k, _ in METRICS} and len(result["per_field"]) == 6
+    # the default base is the hub id: offline it must fail with the fix in the message, not a traceback
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast, no retries
+    with pytest.raises(SystemExit, match="--base PATH"):
+        _run_script(monkeypatch, "compare_base_vs_finetuned.py", "--image", str(image), "--model", str(tiny_model_dir),
+                    "--output", str(tmp_path / "comparison.json"), "--device", "cpu")
+    assert not (tmp_path / "comparison.json").exists()
+    with pytest.raises(SystemExit, match="annotation is for region 'totals_section', not 'line_items_table'"):
+        _run_script(monkeypatch, "examples/evaluate_model.py", "--image", str(image), "--ground-truth", str(truth),
+                    "--model", str(tiny_model_dir), "--region", "line_items_table")
+
+
+def test_compare_script_one_document(tiny_model_dir, other_model_dir, manifest, tmp_path, monkeypatch):
+    root = manifest.parent
+    out = tmp_path / "comparison.json"
+    with pytest.raises(SystemExit) as done:
+        _run_script(monkeypatch, "compare_base_vs_finetuned.py", "--image", str(root / "crops/inv_1__line_items_table.png"),
+                    "--ground-truth", str(root / "annotations/inv_1__line_items_table.json"),
+                    "--base", str(tiny_model_dir), "--model", str(other_model_dir), "--output", str(out),
+                    "--max-new-tokens", "8", "--device", "cpu")
+    assert done.value.code == 0
+    result = json.loads(out.read_text())
+    assert result["region"] == "line_items_table"
+    assert result["base"]["prediction"]["raw_text"] != result["model"]["prediction"]["raw_text"]
+    for key, delta in result["deltas"].items():
+        assert delta == pytest.approx(result["model"]["metrics"][key] - result["base"]["metrics"][key])

@@ -1,0 +1,60 @@
+"""PaddleOCRVLService with the tiny real PaddleOCR-VL: splitting, batching, merging, validation."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from finscribe.deploy.quantize import quantize_model
+from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, clamp_box, split_page
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model_dir):
+    return PaddleOCRVLService(tiny_model_dir, max_new_tokens=4, batch_size=4, device="cpu")
+
+
+def test_split_page_crops_boxes_and_falls_back_to_the_whole_page():
+    page = Image.new("RGB", (400, 300), "white")
+    assert [(r, c.size, b) for r, c, b in split_page(page, None)] == [("page", (400, 300), [0, 0, 400, 300])]
+    crops = split_page(page, {"totals_section": [200.4, 150, 500, 300], "vendor_block": [0, 0, 100, 50]})
+    assert [(r, c.size, b) for r, c, b in crops] == [
+        ("totals_section", (200, 150), [200, 150, 400, 300]), ("vendor_block", (100, 50), [0, 0, 100, 50])]
+    with pytest.raises(RegionBoxError, match="no area"):
+        clamp_box([500, 500, 600, 600], 400, 300, "totals_section")
+    with pytest.raises(RegionBoxError, match="unknown region"):
+        clamp_box([0, 0, 10, 10], 400, 300, "signature")
+
+
+def test_extract_returns_the_documented_shape(service):
+    page = Image.new("RGB", (400, 300), "white")
+    result = service.extract(page, boxes={"totals_section": [200, 150, 400, 300], "client_info": [0, 100, 200, 200]})
+    assert set(result) >= {"document", "violations", "regions", "timings", "model"}
+    assert set(result["regions"]) == {"totals_section", "client_info"}
+    for info in result["regions"].values():
+        assert set(info) >= {"raw_text", "error", "repetition"}
+        # 4 tokens of an untrained model are not JSON: the error says so and nothing is invented
+        assert info["error"] and info["new_tokens"] <= 4
+    assert result["document"] == {} and result["valid"] is False
+    assert set(result["timings"]) == {"split", "extract", "validate", "total"}
+    assert result["timings"]["total"] >= result["timings"]["extract"] > 0
+
+
+def test_batched_pages_equal_pages_extracted_alone(service):
+    pages = [Image.new("RGB", (300, 200), color) for color in ("white", (200, 220, 240), (30, 30, 30))]
+    boxes = {"totals_section": [100, 100, 300, 200]}
+    together = service.extract_pages([(p, boxes) for p in pages])
+    alone = [service.extract(p, boxes) for p in pages]
+    assert [r["regions"] for r in together] == [r["regions"] for r in alone]
+
+
+def test_quantized_folders_are_detected(tiny_model_dir, tmp_path):
+    folder = quantize_model(tiny_model_dir, tmp_path / "int8", device="cpu")
+    service = PaddleOCRVLService(folder, max_new_tokens=2)
+    info = service.info()
+    assert info["quantized"] is True and info["quantization"] == "int8_dynamic"
+    assert info["parameters"] == PaddleOCRVLService(tiny_model_dir).info()["parameters"]
+    from finscribe.deploy.quantize import QuantizationError
+
+    with pytest.raises(QuantizationError, match="not a quantized model folder"):
+        PaddleOCRVLService(tiny_model_dir, quantized=True)

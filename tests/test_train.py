@@ -1,0 +1,132 @@
+"""Training: outputs, per-token loss normalisation, exact resume, vision options, overfitting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import write_records
+from finscribe.training.collate import IGNORE_INDEX, CompletionCollator
+from finscribe.training.model import load_model
+from finscribe.training.train import FinScribeTrainer, TrainConfig, main, prepare_model, train, training_arguments
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _config(data, model, out, **overrides):
+    values = dict(data=data, model=str(model), output_dir=out, max_steps=2, batch_size=2, gradient_accumulation_steps=1,
+                  learning_rate=1e-3, logging_steps=1, save_steps=1000, report_to=("none",), eval_generate_samples=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_full_sft_writes_a_loadable_run(records_jsonl, tiny_model_dir, tmp_path):
+    out = train(_config(records_jsonl, tiny_model_dir, tmp_path / "run", max_steps=2, save_steps=1,
+                        report_to=("tensorboard",), eval_generate_samples=2, max_new_tokens=8))
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "metrics.jsonl", "loss_curve.png", "model.safetensors", "tokenizer.json",
+            "chat_template.jinja", "checkpoint-1", "checkpoint-2", "runs"} <= names
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2]
+    assert any("eval_loss" in r for r in rows) and any("eval_field_accuracy" in r for r in rows)
+    assert json.loads((out / "config.json").read_text())["stage"] == "TrainConfig"
+    before, after = _weights(tiny_model_dir), _weights(out)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # full SFT moves the weights
+    model, processor = load_model(out, device="cpu")  # the run folder loads like a checkpoint
+    assert processor.tokenizer.eos_token == "</s>"
+
+
+def test_loss_is_normalised_per_answer_token_across_accumulation(tiny_model_dir, tmp_path):
+    """Two accumulated micro-batches, one long and one short answer: the update must equal the
+    gradient of (sum of all answer-token losses) / (all answer tokens) — each token weighs the same."""
+    long = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
+    short = '{"total":"1"}'
+    records = write_records(tmp_path / "crops", [long, short])
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=1, batch_size=1, gradient_accumulation_steps=2,
+                        optim="sgd", learning_rate=1.0, warmup_ratio=0.0, lr_scheduler="constant", max_grad_norm=0.0))
+    before, after = _weights(tiny_model_dir), _weights(out)
+
+    model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
+    collator = CompletionCollator(processor)
+    token_sums, counts = [], []
+    for record in records:
+        batch = collator([record])
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+        labels = batch["labels"][0, 1:]
+        token_sums.append(torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
+        counts.append(int((labels != IGNORE_INDEX).sum()))
+    assert counts[0] > 3 * counts[1]
+    per_token = (token_sums[0] + token_sums[1]) / sum(counts)
+    per_token.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    per_sample = (token_sums[0] / counts[0] + token_sums[1] / counts[1]) / 2  # what naive averaging would do
+    per_sample.backward()
+    name = "model.language_model.layers.0.mlp.down_proj.weight"
+    update = before[name] - after[name]  # SGD, lr 1: update == accumulated gradient
+    torch.testing.assert_close(update, grads[name], rtol=1e-3, atol=1e-7)
+    assert not torch.allclose(update, dict(model.named_parameters())[name].grad, rtol=1e-2, atol=1e-7)
+
+
+def test_resume_from_checkpoint_is_exact(records_jsonl, tiny_model_dir, tmp_path):
+    common = dict(max_steps=4, batch_size=2, gradient_accumulation_steps=2, save_steps=2, learning_rate=2e-3)
+    straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
+    resumed = train(_config(records_jsonl, tiny_model_dir, tmp_path / "resumed", **common,
+                            resume_from_checkpoint=str(straight / "checkpoint-2")))
+    a, b, half = _weights(straight), _weights(resumed), _weights(straight / "checkpoint-2")
+    assert any(not torch.equal(a[k], half[k]) for k in a)  # the second half did train
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_freeze_vision_and_vision_lr(records_jsonl, tiny_model_dir, tmp_path):
+    out = train(_config(records_jsonl, tiny_model_dir, tmp_path / "frozen", max_steps=1, freeze_vision=True))
+    before, after = _weights(tiny_model_dir), _weights(out)
+    vision = [k for k in before if ".visual." in f".{k}"]
+    assert vision and all(torch.equal(before[k], after[k]) for k in vision)
+    assert not torch.equal(before["model.projector.linear_1.weight"], after["model.projector.linear_1.weight"])
+
+    config = _config(records_jsonl, tiny_model_dir, tmp_path / "vlr", vision_lr=1e-5, learning_rate=1e-3)
+    model, processor = prepare_model(config, torch.float32)
+    trainer = FinScribeTrainer(model=model, args=training_arguments(config, bf16=False, has_val=False),
+                               vision_lr=config.vision_lr)
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        in_vision = {".visual." in f".{names[id(p)]}" for p in group["params"]}
+        assert len(in_vision) == 1
+        assert group["lr"] == (1e-5 if in_vision.pop() else 1e-3)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_cli_errors_are_clear(tmp_path, tiny_model_dir):
+    with pytest.raises(SystemExit, match="found no training_manifest.json"):
+        main(["--data-dir", str(tmp_path), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):  # neither --data-dir nor --data
+        main(["--model", str(tiny_model_dir)])
+
+
+OVERFIT_TARGETS = ['{"total":"12.50"}', '{"total":"7.00"}', '{"total":"390.25"}', '{"total":"4.99"}']
+
+
+def test_overfit_reproduces_exact_json(tiny_model_dir, tmp_path):
+    """The proof that masking, labels, EOS, generation and parsing fit together: the tiny model
+    trained on 4 crops greedy-decodes their exact JSON (and stops at EOS)."""
+    from finscribe.inference import predict
+
+    records = write_records(tmp_path / "crops", OVERFIT_TARGETS, size=(160, 40))
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=OVERFIT_STEPS, batch_size=4,
+                        learning_rate=3e-3, warmup_ratio=0.1, logging_steps=10))
+    model, processor = load_model(out, device="cpu")
+    predictions = predict(model, processor, [r["image"] for r in records], "totals_section", max_new_tokens=24)
+    assert [p.raw_text for p in predictions] == OVERFIT_TARGETS
+    assert [p.parsed for p in predictions] == [json.loads(t) for t in OVERFIT_TARGETS]
