@@ -97,8 +97,10 @@ def _timed(model: Any, processor: Any, images: list, batch_size: int, tokens: in
     return time.perf_counter() - start, preds
 
 
-def latency(model: Any, processor: Any, image: Image.Image, repeats: int, tokens: int, device: str) -> dict[str, Any]:
-    _timed(model, processor, [image], 1, tokens, device)  # warm-up
+def latency(model: Any, processor: Any, image: Image.Image, repeats: int, tokens: int, device: str,
+            warmup: bool = True) -> dict[str, Any]:
+    if warmup:
+        _timed(model, processor, [image], 1, tokens, device)
     times, preds = [], []
     for _ in range(repeats):
         seconds, preds = _timed(model, processor, [image], 1, tokens, device)
@@ -129,6 +131,9 @@ def main() -> int:
     parser.add_argument("--num-crops", type=int, default=8, help="crops per throughput measurement")
     parser.add_argument("--page-max-pixels", type=int, default=None, help="full model: lower the page resolution cap")
     parser.add_argument("--skip-page", nargs="*", choices=("tiny", "full"), default=[], help="models to skip the page on")
+    parser.add_argument("--skip-crop", nargs="*", choices=("tiny", "full"), default=[], help="models to skip crop latency on")
+    parser.add_argument("--page-repeats", type=int, default=None, help="runs per page latency (default: repeats // 2)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run (big models on a slow CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args()
@@ -147,10 +152,13 @@ def main() -> int:
         model, processor = tiny_model(args.device) if kind == "tiny" else full_model(args.device, dtype, args.page_max_pixels)
         entry: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters()),
                                  "load_seconds": time.perf_counter() - start, "dtype": str(next(model.parameters()).dtype)}
-        entry["crop"] = latency(model, processor, crop_image(), args.repeats, args.new_tokens, args.device)
-        print(kind, "crop", entry["crop"], flush=True)
+        warmup = not args.no_warmup
+        if kind not in args.skip_crop:
+            entry["crop"] = latency(model, processor, crop_image(), args.repeats, args.new_tokens, args.device, warmup)
+            print(kind, "crop", entry["crop"], flush=True)
         if kind not in args.skip_page:
-            entry["page"] = latency(model, processor, page_image(), max(1, args.repeats // 2), args.new_tokens, args.device)
+            entry["page"] = latency(model, processor, page_image(), args.page_repeats or max(1, args.repeats // 2),
+                                    args.new_tokens, args.device, warmup)
             print(kind, "page", entry["page"], flush=True)
         entry["throughput"] = throughput(model, processor, crop_image(), args.batch_sizes, args.num_crops,
                                          args.new_tokens, args.device)

@@ -84,3 +84,29 @@ def test_transform_box_follows_the_rotation():
     assert moved[0] - 1 <= xs.min() and xs.max() < moved[2] + 1 and moved[1] - 1 <= ys.min() and ys.max() < moved[3] + 1
     # The original box no longer contains all the ink: the rotation moved it by several pixels.
     assert xs.min() < box[0] or ys.min() < box[1] or xs.max() >= box[2] or ys.max() >= box[3]
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.3])
+def test_fast_blur_matches_a_true_gaussian(page, sigma):
+    from PIL import ImageFilter
+
+    from finscribe.synthetic.augment import _blur
+
+    fast = np.asarray(_blur(page, sigma), dtype=np.int16)
+    exact = np.asarray(page.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.int16)
+    assert fast.shape == exact.shape
+    assert np.abs(fast - exact).mean() < 1.5, sigma  # grey levels, on 0..255
+    assert np.abs(fast - np.asarray(page, dtype=np.int16)).mean() > 1.0  # and it does blur
+
+
+def test_tiled_noise_and_shadow_have_the_planned_strength():
+    from finscribe.synthetic.augment import DegradePlan, _photometric
+
+    grey = Image.new("RGB", (700, 500), (128, 128, 128))
+    noisy = np.asarray(_photometric(grey, DegradePlan(None, None, None, None, (8.0, 3), None)), dtype=np.float32)
+    assert abs(noisy.std() - 8.0) < 0.8 and abs(noisy.mean() - 128) < 1.0
+    assert (noisy[:, :, 0] == noisy[:, :, 2]).all()  # grey sensor noise, no colour speckle
+    white = Image.new("RGB", (700, 500), (255, 255, 255))
+    shaded = np.asarray(_photometric(white, DegradePlan(None, (0.3, 0.0, 1.0), None, None, None, None)), dtype=np.float32)
+    # Direction 0: the shade grows left → right, down to 1 − depth at the far edge.
+    assert shaded[:, :20].mean() > 245 and abs(shaded[:, -5:].mean() - 255 * 0.7) < 6

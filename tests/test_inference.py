@@ -100,12 +100,12 @@ def looping_model(tiny_model_dir):
 
 def test_repetition_guard_stops_a_real_loop(looping_model):
     model, processor = looping_model
-    [unguarded] = predict(model, processor, [SMALL], "totals_section", max_new_tokens=36, repetition_window=0)
+    [unguarded] = predict(model, processor, [SMALL], "totals_section", max_new_tokens=32, repetition_window=0)
     assert unguarded.raw_text.startswith("123123123")  # the weights really loop
-    assert unguarded.new_tokens == 36 and unguarded.repetition is False
-    [guarded] = predict(model, processor, [SMALL], "totals_section", max_new_tokens=36)
+    assert unguarded.new_tokens == 32 and unguarded.repetition is False
+    [guarded] = predict(model, processor, [SMALL], "totals_section", max_new_tokens=32)
     assert guarded.repetition is True
-    assert guarded.new_tokens < 30  # stopped once the loop was evident (24 tokens), not at the cap
+    assert guarded.new_tokens <= 26  # stopped once the loop was evident (24 tokens), not at the cap
     assert guarded.parsed is None and guarded.error
 
 

@@ -75,6 +75,9 @@ def test_summarize_counts_primary_and_field_level_errors():
     assert select_records(records, "all", (), "x") == records[:1]  # OCR records have no JSON target
 
 
+STEPS = 100  # optimizer steps of each training run in the slow test
+
+
 def _wrong_fields(model_dir, records):
     """(wrong outputs, wrong fields) of a model on records; unparseable output = all fields wrong."""
     from finscribe.eval.field_accuracy import field_accuracy
@@ -119,5 +122,3 @@ def test_train_mine_replay_reduces_errors_on_the_mined_samples(tiny_model_dir, t
     assert before[0] == len(mined)
     assert after[1] < before[1]
 
-
-STEPS = 100

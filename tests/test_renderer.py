@@ -5,6 +5,7 @@ Run: .venv/bin/python -m pytest -q tests/test_renderer.py
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from decimal import Decimal
@@ -264,3 +265,73 @@ def test_render_pdf_has_image_and_invisible_text_layer(tmp_path):
         assert np.abs(rendered[:h, :w] - original[:h, :w]).mean() < 4
     finally:
         pdf.close()
+
+
+# ----------------------------------------------------------------------------- generated invoices
+
+# Samples of random_invoice_spec(1, i) that once drew text over text (long payment terms beside
+# their label in compact/boxed_table, 'Totale da pagare (EUR)' beside a five-digit total) or
+# broke a long email in the two_column sidebar.
+_KNOWN_HARD = (22, 31, 34, 49, 55, 73, 77, 139, 191, 295)
+
+
+def _generated(indices):
+    from finscribe.synthetic.generator import generate_invoice, random_invoice_spec
+
+    for i in indices:
+        spec = random_invoice_spec(1, i)
+        yield i, spec, generate_invoice(spec.num_items, spec.currency, spec.seed, spec.locale)
+
+
+def _assert_no_text_over_text(indices):
+    for i, spec, invoice in _generated(indices):
+        for layout in LAYOUTS:
+            page = render_invoice(invoice, layout, seed=spec.seed)
+            for a, b in itertools.combinations(page.spans, 2):
+                assert not _overlap(a.box, b.box), f"sample {i} {layout} {spec.locale}: {a} overlaps {b}"
+            emails = [party.email for party in (invoice.vendor, invoice.client) if party.email]
+            texts = [span.text for span in page.spans]
+            for email in emails:  # drawn unbroken (a smaller font if need be), never cut mid-address
+                assert any(text.endswith(email) for text in texts), f"sample {i} {layout}: {email} broken"
+
+
+def test_generated_invoices_never_draw_text_over_text():
+    _assert_no_text_over_text(_KNOWN_HARD + tuple(range(4)))
+
+
+@pytest.mark.slow
+def test_300_generated_invoices_never_draw_text_over_text():
+    _assert_no_text_over_text(range(300))
+
+
+def test_long_payment_terms_go_below_their_label_when_they_do_not_fit():
+    terms = "Betaling binnen 30 dagen netto"
+    invoice = dataclasses.replace(make_invoice(2, "EUR", "nl_NL"), payment_terms=terms)
+    page = render_invoice(invoice, "compact", seed=0)
+    meta = [s for s in page.spans if s.region == "invoice_meta"]
+    value = next(s for s in meta if s.text == terms)
+    labels = [s for s in meta if s.text.endswith(":")]
+    # The label ends right above the value (the value moved to the next line) and nothing overlaps.
+    assert any(0 <= value.box[1] - label.box[3] < 10 for label in labels)
+    assert not any(_overlap(value.box, other.box) for other in page.spans if other is not value)
+    assert _inside(value.box, page.boxes["invoice_meta"])
+
+
+def test_long_email_shrinks_to_stay_on_one_line_in_the_sidebar():
+    email = "accounts.receivable@northwind-trade.com"  # 40 characters, the generator's longest
+    invoice = make_invoice(2)
+    invoice = dataclasses.replace(invoice, vendor=dataclasses.replace(invoice.vendor, email=email))
+    page = render_invoice(invoice, "two_column", seed=0)
+    drawn = [s for s in page.spans if s.text.endswith(email)]
+    assert len(drawn) == 1 and _inside(drawn[0].box, page.boxes["vendor_block"])
+    assert drawn[0].box[2] < round(page.image.width * 0.31)  # inside the tinted sidebar
+    phone = next(s for s in page.spans if s.region == "vendor_block" and "+49" in s.text)
+    assert drawn[0].box[3] - drawn[0].box[1] < phone.box[3] - phone.box[1]  # a smaller font than its neighbours
+
+
+def test_same_invoice_gives_byte_identical_pdfs(tmp_path):
+    invoice = make_invoice(3, "EUR", "de_DE")
+    first = render_pdf(render_invoice(invoice, "classic", seed=1), tmp_path / "a.pdf").read_bytes()
+    second = render_pdf(render_invoice(invoice, "classic", seed=1), tmp_path / "b.pdf").read_bytes()
+    assert first == second
+    assert b"/CreationDate (D:20240315120000Z)" in first  # the invoice date, not the time of the run

@@ -68,7 +68,7 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
         model, processor = load_quantized_model(cfg["quantized_path"], device="cpu")
     else:
         model, processor = load_float_model(cfg["model"], device="cpu")
-    modules = linear_module_names(model)
+    modules = linear_module_names(model, include_lm_head=cfg.get("include_lm_head", False))
     if variant == "int8" and (cfg["full_size_random"] or not cfg["quantized_path"]):
         method = resolve_method(cfg["method"], "cpu")
         apply_quantization(model, method, modules, _dynamic_backend() if method == "int8_dynamic" else "torchao")
@@ -183,6 +183,7 @@ class QuantBenchmarkConfig:
     max_new_tokens: int = arg(160, "generation limit for the accuracy pass")
     full_size_random: bool = arg(False, "benchmark PaddleOCRVLConfig() (0.9B) with random weights instead")
     threads: int = arg(0, "torch threads (0 = torch default)")
+    include_lm_head: bool = arg(False, "also quantize the LM head when quantizing in memory")
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe benchmark-quant") -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -194,8 +195,44 @@ def party_block(c: Canvas, p: Page, region: str, x: float, y: float, width: floa
         if heading:
             y = _lines(c, p, x, y, width, [heading], p.font(0.9, bold=True), color or p.accent, align) + p.px(0.8)
         y = _lines(c, p, x, y, width, [party.name], p.font(name_scale, bold=True), ink, align) + p.px(0.6)
-        y = _lines(c, p, x, y, width, party_lines(p, party), p.font(0.95), color or p.muted, align)
+        font, fill = p.font(0.95), color or p.muted
+        for line in party_lines(p, party):
+            if party.email and line.endswith(party.email) and text_width(font, line) > width:
+                y = _email_line(c, p, x, y, width, line, party.email, font, fill, align)
+            else:
+                y = _lines(c, p, x, y, width, [line], font, fill, align)
     return y
+
+
+def fit_font(font: ImageFont.FreeTypeFont, text: str, width: float, min_size: int) -> ImageFont.FreeTypeFont | None:
+    """The same face at the largest size (≤ font.size, ≥ min_size) at which `text` fits `width`."""
+    size = min(font.size, int(font.size * width / max(1, text_width(font, text))) + 1)
+    while size >= min_size:
+        smaller = load_font(Path(font.path), size)
+        if text_width(smaller, text) <= width:
+            return smaller
+        size -= 1
+    return None
+
+
+def _email_line(c: Canvas, p: Page, x: float, y: float, width: float, line: str, email: str, font, fill,
+                align: str) -> float:
+    """An email too wide for its column, drawn unbroken: in a smaller font (down to 60%), with its
+    label on a line of its own if need be; cut by characters only if even that does not fit."""
+    min_size = max(6, round(font.size * 0.6))
+    anchor = {"left": x, "right": x + width, "center": x + width / 2}[align]
+    fitted = fit_font(font, line, width, max(min_size, round(font.size * 0.8)))
+    if fitted is not None:  # a little smaller keeps label and address on one line
+        c.text(anchor, y, line, fitted, fill, align)
+        return y + p.line_h(fitted)
+    label = line[: len(line) - len(email)].rstrip()
+    if label:
+        y = _lines(c, p, x, y, width, [label], font, fill, align)
+    fitted = fit_font(font, email, width, min_size)
+    if fitted is None:
+        return _lines(c, p, x, y, width, [email], font, fill, align)
+    c.text(anchor, y, email, fitted, fill, align)
+    return y + p.line_h(fitted)
 
 
 def meta_rows(p: Page) -> list[tuple[str, str]]:
@@ -217,23 +254,38 @@ def kv_width(p: Page, rows, label_font, value_font) -> int:
 def kv_block(c: Canvas, p: Page, region: str, rows, x: float, y: float, width: float, *,
              label_font=None, value_font=None, values_right: bool = False, stacked: bool = False) -> float:
     """Rows of 'label: value' with an aligned value column, values flush right, or stacked
-    (small label above its value, for narrow columns)."""
+    (small label above its value, for narrow columns).
+
+    A value never runs into its label: a flush-right value that does not fit beside its label
+    goes on the next line(s); an aligned value column too narrow for a value does the same.
+    """
     label_font = label_font or p.font(0.95)
     value_font = value_font or p.font(0.95, bold=True)
     line_h = max(p.line_h(label_font), p.line_h(value_font))
-    value_x = x + max(text_width(label_font, k + ":") for k, _ in rows) + p.px(4)
+    gap = p.px(4)
+    value_x = x + max(text_width(label_font, k + ":") for k, _ in rows) + gap
+    value_w = x + width - value_x
     with c.region(region):
         for key, value in rows:
             if stacked:
                 y = _lines(c, p, x, y, width, [key], label_font, p.muted, "left")
                 y = _lines(c, p, x, y, width, [value], value_font, p.ink, "left") + p.px(1)
                 continue
-            c.text(x, y, f"{key}:", label_font, p.muted)
-            if values_right:
+            labels = wrap(f"{key}:", label_font, width)
+            for line in labels[:-1]:
+                c.text(x, y, line, label_font, p.muted)
+                y += p.line_h(label_font)
+            label_right = x + text_width(label_font, labels[-1])
+            c.text(x, y, labels[-1], label_font, p.muted)
+            need = text_width(value_font, value)
+            if values_right and label_right + gap + need <= x + width:
                 c.text(x + width, y, value, value_font, p.ink, "right")
                 y += line_h
-            else:
-                y = _lines(c, p, value_x, y, x + width - value_x, [value], value_font, p.ink, "left")
+            elif not values_right and label_right + gap <= value_x and (need <= value_w or value_w >= width / 3):
+                y = max(y + line_h, _lines(c, p, value_x, y, value_w, [value], value_font, p.ink, "left"))
+            else:  # no room beside the label: the value takes the full width of the next line(s)
+                y = _lines(c, p, x, y + p.line_h(label_font), width, [value], value_font, p.ink,
+                           "right" if values_right else "left")
     return y
 
 
@@ -320,6 +372,18 @@ def totals_rows(p: Page) -> list[tuple[str, str]]:
 def totals_width(p: Page) -> int:
     rows, font, big = totals_rows(p), p.font(1.0), p.font(1.15, bold=True)
     return round(max(text_width(big, k) + text_width(big, v) for k, v in rows) + p.px(12))
+
+
+def totals_min_width(p: Page, style: str) -> int:
+    """Narrowest totals block whose labels and amounts do not touch (a layout's width cap
+    must not go below this, e.g. for 'Totale da pagare (EUR)' next to a five-digit total)."""
+    rows, font, big = totals_rows(p), p.font(1.0), p.font(1.15, bold=True)
+    fonts = [font] * (len(rows) - 1) + [big]
+    if style == "grid":
+        keys = max(text_width(f, k) for f, (k, _) in zip(fonts, rows))
+        return round(keys + max(text_width(big, v) for _, v in rows) + 4 * p.px(1.2) + p.px(2))
+    inner = p.px(2) if style == "box" else 0
+    return round(max(text_width(f, k) + text_width(f, v) for f, (k, v) in zip(fonts, rows)) + p.px(3) + 2 * inner)
 
 
 def totals_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str) -> float:

@@ -18,6 +18,7 @@ from finscribe.synthetic.blocks import (
     party_block,
     table_block,
     totals_block,
+    totals_min_width,
     totals_width,
 )
 
@@ -27,7 +28,7 @@ def _title(c: Canvas, p: Page, x: float, y: float, *, scale: float, align: str =
 
 
 def _totals_right(c: Canvas, p: Page, right: float, y: float, max_width: float, style: str) -> float:
-    width = min(totals_width(p), max_width)
+    width = max(min(totals_width(p), max_width), totals_min_width(p, style))
     return totals_block(c, p, right - width, y, width, style)
 
 
@@ -89,7 +90,7 @@ def minimal(c: Canvas, p: Page) -> None:
     y = max(meta_bottom, vendor_bottom) + gap
     y = party_block(c, p, "client_info", m, y, cw * 0.5, heading=p.labels["bill_to"], name_scale=1.0) + gap
     y = table_block(c, p, m, y, cw, "rules") + gap
-    totals_block(c, p, m, y, min(totals_width(p), cw * 0.5), "rule")
+    totals_block(c, p, m, y, max(min(totals_width(p), cw * 0.5), totals_min_width(p, "rule")), "rule")
 
 
 def right_totals(c: Canvas, p: Page) -> None:

@@ -13,6 +13,7 @@ Tables never lose rows: fonts shrink first, then the page grows taller (a receip
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 import os
@@ -45,6 +46,9 @@ PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": (210.0, 297.0), "Letter": (2
 # MIN_TABLE_PT (printed invoices rarely use smaller type, and OCR of smaller type is not the task).
 TABLE_SCALES = (1.0, 0.88, 0.78, 0.7)
 MIN_TABLE_PT = 6.5
+# CreationDate of a PDF whose page carries no invoice date: fpdf2 would write the current time,
+# and the same invoice must give the same bytes on every run.
+FIXED_PDF_DATE = dt.date(2024, 1, 1)
 ACCENTS = ((31, 56, 100), (0, 92, 104), (122, 30, 48), (30, 82, 52), (52, 52, 58), (78, 42, 112), (112, 62, 22))
 
 
@@ -56,6 +60,7 @@ class RenderedPage:
     layout: str
     font_family: str
     dpi: int
+    invoice_date: dt.date | None = None  # the PDF's creation date (render_pdf), for byte-identical PDFs
 
 
 def _invoice_text(inv: Invoice) -> str:
@@ -152,7 +157,7 @@ def render_invoice(invoice: Invoice, layout: str = "classic", *, dpi: int = 100,
         draw_layout(canvas, page)
     footer(canvas, page)
     return RenderedPage(image=image, boxes=_padded_boxes(canvas, page), spans=canvas.spans,
-                        layout=layout, font_family=family, dpi=dpi)
+                        layout=layout, font_family=family, dpi=dpi, invoice_date=invoice.invoice_date)
 
 
 def _padded_boxes(canvas: Canvas, page: Page) -> dict[str, Box]:
@@ -167,10 +172,13 @@ def _padded_boxes(canvas: Canvas, page: Page) -> dict[str, Box]:
 
 def render_pdf(page: RenderedPage, path: str | os.PathLike) -> Path:
     """Write `page` as a one-page PDF: the image plus every span as invisible text (render mode 3),
-    so PDF text extraction returns the invoice text as it would for an OCR'd scan. Atomic write."""
+    so PDF text extraction returns the invoice text as it would for an OCR'd scan. Atomic write.
+    The creation date is the invoice date (noon UTC), so the same page always gives the same bytes."""
     path = Path(path)
     scale = 72.0 / page.dpi  # pixels -> PDF points
     pdf = FPDF(unit="pt", format=(page.image.width * scale, page.image.height * scale))
+    created = page.invoice_date or FIXED_PDF_DATE
+    pdf.set_creation_date(dt.datetime(created.year, created.month, created.day, 12, tzinfo=dt.timezone.utc))
     pdf.set_auto_page_break(False)
     pdf.set_margins(0, 0, 0)
     pdf.add_page()

@@ -172,7 +172,8 @@ def prepare_model(config: TrainConfig, dtype: torch.dtype) -> tuple[Any, Any]:
 
 
 class FinScribeTrainer(Trainer):
-    """Trainer with an optional separate learning rate for the vision encoder's parameters."""
+    """Trainer with an optional separate learning rate for the vision encoder's parameters and
+    a checkpoint loader that understands PaddleOCR-VL's saved key layout."""
 
     def __init__(self, *args: Any, vision_lr: float | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -190,9 +191,24 @@ class FinScribeTrainer(Trainer):
             settings = {k: v for k, v in group.items() if k != "params"}
             groups += [{**settings, "params": other}] if other else []
             groups += [{**settings, "params": vision, "lr": self.vision_lr}] if vision else []
-        # Fresh optimizer (no state yet): same class and defaults, vision params in their own groups.
-        self.optimizer = type(optimizer)(groups, **optimizer.defaults)
+        # Rebuild (it has no state yet) with the same optimizer class/kwargs, vision params in own groups.
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        from peft import PeftModel
+        from transformers import PreTrainedModel
+
+        model = self.model if model is None else model
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled or isinstance(model, PeftModel) \
+                or not isinstance(model, PreTrainedModel):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        # save_pretrained writes PaddleOCR-VL in the original checkpoint's key layout (mlp_AR.*,
+        # visual.*, model.layers.*); Trainer's plain load_state_dict(strict=False) matches none of
+        # those keys and silently resumes from the *current* weights. from_pretrained maps them.
+        loaded = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
+        model.load_state_dict(loaded.state_dict(), strict=True)
 
 
 def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> TrainingArguments:
@@ -239,8 +255,10 @@ def _resolve_resume(config: TrainConfig) -> str | bool | None:
     return str(path)
 
 
-def train(config: TrainConfig) -> Path:
-    """Fine-tune per `config`; returns the output folder (loadable with `load_model`)."""
+def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+    """Fine-tune per `config`; returns the output folder (loadable with `load_model`).
+
+    `callbacks`: extra `transformers.TrainerCallback`s (e.g. to inspect the model per rank)."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = load_splits(config)
@@ -250,14 +268,14 @@ def train(config: TrainConfig) -> Path:
     dtype = torch.bfloat16 if (bf16 and config.use_lora) else torch.float32
     model, processor = prepare_model(config, dtype)
     args = training_arguments(config, bf16, val_set is not None)
-    if args.process_index == 0:
-        save_config(config, output_dir)
+    if args.process_index == 0:  # not config.json: a full model's own config.json goes there
+        save_config(config, output_dir, name="train_config.json")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("training %s parameters of %s (%s), %d train / %d val records", f"{trainable:,}", f"{total:,}",
                 "LoRA" if config.use_lora else "full SFT", len(train_set), len(val_set) if val_set else 0)
 
-    callbacks = [MetricsJsonlCallback(output_dir / "metrics.jsonl")]
+    callbacks = [MetricsJsonlCallback(output_dir / "metrics.jsonl"), *(callbacks or [])]
     generation_eval = None
     if val_set is not None and config.eval_generate_samples > 0:
         sample = val_set.select(range(min(config.eval_generate_samples, len(val_set)))).to_list()
