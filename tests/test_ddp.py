@@ -25,7 +25,7 @@ DRIVER = textwrap.dedent('''
 
     torch.set_num_threads(1)
     train(TrainConfig(data=sys.argv[1], model=sys.argv[2], output_dir=os.path.join(sys.argv[3], "run"), max_steps=3,
-                      batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3, save_steps=1000,
+                      batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3, save_steps=1000, logging_steps=1,
                       report_to=("none",), eval_generate_samples=0), callbacks=[Checksum()])
 ''')
 
@@ -34,10 +34,10 @@ def test_torchrun_two_ranks_end_with_identical_weights(records_jsonl, tiny_model
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(driver), str(records_jsonl), str(tiny_model_dir), str(tmp_path)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-6000:]
     rank0 = (tmp_path / "rank0.txt").read_text().split()
     rank1 = (tmp_path / "rank1.txt").read_text().split()
     assert rank0[1:] == ["3", "2"]  # 3 optimizer steps, world size 2
