@@ -54,7 +54,7 @@ class QuickstartConfig:
     num_heads: int = arg(4, "tiny attention heads")
     max_pixels: int = arg(28 * 28 * 40, "tiny image processor: largest resized crop area (28*28*40 ≈ 120 patches)")
     # training
-    max_steps: int = arg(1000, "optimizer steps (~0.4-0.6 s each for the tiny model on 2 CPU cores)")
+    max_steps: int = arg(800, "optimizer steps (~0.4-0.6 s each for the tiny model on 2 CPU cores)")
     batch_size: int = arg(16, "crops per optimizer step")
     learning_rate: float | None = arg(None, "peak learning rate (default: 2e-3 tiny from scratch, 2e-4 LoRA)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")

@@ -21,7 +21,7 @@ DRIVER = textwrap.dedent('''
             for name, param in sorted(model.named_parameters()):
                 digest.update(name.encode()); digest.update(param.detach().cpu().numpy().tobytes())
             with open(os.path.join(sys.argv[3], f"rank{os.environ['RANK']}.txt"), "w") as handle:
-                handle.write(f"{digest.hexdigest()} {state.global_step} {os.environ['WORLD_SIZE']}")
+                handle.write(f"{digest.hexdigest()} {state.global_step} {args.world_size}")
 
     torch.set_num_threads(1)
     train(TrainConfig(data=sys.argv[1], model=sys.argv[2], output_dir=os.path.join(sys.argv[3], "run"), max_steps=3,
@@ -40,7 +40,7 @@ def test_torchrun_two_ranks_end_with_identical_weights(records_jsonl, tiny_model
     assert result.returncode == 0, result.stderr[-6000:]
     rank0 = (tmp_path / "rank0.txt").read_text().split()
     rank1 = (tmp_path / "rank1.txt").read_text().split()
-    assert rank0[1:] == ["3", "2"]  # 3 optimizer steps, world size 2
+    assert rank0[1:] == ["3", "2"]  # 3 optimizer steps; the Trainer ran data-parallel over 2 ranks
     assert rank0 == rank1  # DDP kept the replicas identical
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]  # only rank 0 logs

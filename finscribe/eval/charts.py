@@ -49,8 +49,13 @@ def error_breakdown_chart(breakdown: dict[str, int], violations: dict[str, int],
     left.set_title("outputs by outcome")
     left.set_ylabel("records")
     left.tick_params(axis="x", labelrotation=20, labelsize=8)
-    rules = list(violations) or ["(none)"]
-    right.bar(rules, [violations.get(r, 0) for r in rules], color="#c8553d")
+    if violations:
+        right.bar(list(violations), list(violations.values()), color="#c8553d")
+    else:  # nothing was validated as failing (or nothing parsed): say so rather than draw an empty axis
+        right.text(0.5, 0.5, "no violations\n(invalid JSON is not validated)", ha="center", va="center",
+                   transform=right.transAxes)
+        right.set_xticks([])
+    right.set_ylim(bottom=0)
     right.set_title("validation violations by rule")
     right.tick_params(axis="x", labelrotation=30, labelsize=8)
     return _save(fig, path)

@@ -241,6 +241,8 @@ def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> Traini
         report_to=[r for r in config.report_to if r != "none"],
         average_tokens_across_devices=True,  # normalise by answer tokens summed over all ranks
         ddp_find_unused_parameters=False,
+        # accelerate only sets up multi-process CPU (gloo) training under torchrun when told it is on CPU.
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
