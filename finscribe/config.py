@@ -67,7 +67,7 @@ def build_parser(config_cls: type, prog: str, description: str) -> argparse.Argu
         else:
             kwargs["type"] = tp
         parser.add_argument(flag, **kwargs)
-    parser.add_argument("--config", dest="_config_file", type=Path, default=None,
+    parser.add_argument("--config", dest="_config_file", metavar="FILE", type=Path, default=None,
                         help="JSON or YAML file with config values; flags given on the command line win")
     # ArgumentDefaultsHelpFormatter would print SUPPRESS; the help strings already carry defaults.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter

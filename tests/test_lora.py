@@ -90,3 +90,20 @@ def test_export_cli(lora_run, tmp_path, capsys):
     assert json.loads((tmp_path / "m" / "export_config.json").read_text())["merge"] is True
     with pytest.raises(SystemExit, match="needs --merge"):
         export_main(["--model", str(out), "--output", str(tmp_path / "n"), "--no-merge"])
+
+
+def test_lora_resume_is_exact(lora_run, tiny_model_dir, tmp_path):
+    _, records = lora_run
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    common = dict(data=data, model=str(tiny_model_dir), use_lora=True, lora_r=4, lora_dropout=0.0, max_steps=4,
+                  batch_size=1, gradient_accumulation_steps=1, learning_rate=5e-3, save_steps=2,
+                  report_to=("none",), eval_generate_samples=0)
+    straight = train(TrainConfig(output_dir=tmp_path / "a", **common))
+    resumed = train(TrainConfig(output_dir=tmp_path / "b", resume_from_checkpoint=str(straight / "checkpoint-2"), **common))
+    a = load_file(str(straight / "adapter_model.safetensors"))
+    b = load_file(str(resumed / "adapter_model.safetensors"))
+    half = load_file(str(straight / "checkpoint-2" / "adapter_model.safetensors"))
+    assert any(not torch.equal(a[k], half[k]) for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)

@@ -31,7 +31,7 @@ def test_tiny_model_is_a_real_paddleocr_vl(tiny_model, tiny_model_dir):
     saved = {p.name for p in tiny_model_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json", "chat_template.jinja"} <= saved
     # the tokenizer was trained on generated labels: a money field costs few tokens
-    assert len(tok('"total":"1469.06"')["input_ids"]) <= 10
+    assert len(tok('"total":"1469.06"')["input_ids"]) <= 12  # vs 17 bytes
 
 
 def test_small_min_pixels_keeps_crops_small(tiny_model):

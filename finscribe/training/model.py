@@ -169,13 +169,15 @@ def _default_texts(num_invoices: int = 200, seed: int = 0) -> list[str]:
     return texts
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
+def _train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
     # Byte-level: every string (any script) is representable, decoding is exact.
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if split_digits:  # one token per digit: amounts are read glyph by glyph, not as learnt multi-digit merges
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), tok.pre_tokenizer])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -231,18 +233,20 @@ def build_tiny_model(
     min_pixels: int = 28 * 28 * 4,
     max_pixels: int = 28 * 28 * 256,
     assistant_separator: str = " ",
+    split_digits: bool = False,
 ) -> Path:
     """Build and save a tiny, randomly initialised PaddleOCR-VL + processor into `output_dir`.
 
     `min_pixels`/`max_pixels` bound the resized image area (the real default 384*384 minimum would
     turn a 300x100 crop into ~190 image tokens; here it stays ~40). Returns `output_dir`.
+    `split_digits=True` makes every digit its own token (the quickstart's from-scratch training uses it).
     CLI: `finscribe init-tiny-model --output models/tiny`.
     """
     from transformers import PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor
     from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
 
     output_dir = Path(output_dir)
-    tokenizer = _train_tokenizer(texts if texts is not None else _default_texts(seed=seed), vocab_size)
+    tokenizer = _train_tokenizer(texts if texts is not None else _default_texts(seed=seed), vocab_size, split_digits)
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = tiny_config(len(tokenizer), token_ids, hidden_size, num_layers, vision_hidden_size, vision_layers, num_heads)
     with torch.random.fork_rng(devices=[]):  # deterministic init without touching the caller's RNG
