@@ -115,6 +115,13 @@ def test_cli_errors_are_clear(tmp_path, tiny_model_dir):
         main(["--model", str(tiny_model_dir)])
 
 
+def test_replay_from_a_missing_error_dir_is_a_clear_error(records_jsonl, tiny_model_dir, tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: .*nowhere"):
+        main(["--data", str(records_jsonl), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "o"),
+              "--hard-samples", str(tmp_path / "nowhere"), "--max-steps", "1"])
+    assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
 OVERFIT_TARGETS = ['{"total":"12.50"}', '{"total":"7.00"}', '{"total":"390.25"}', '{"total":"4.99"}']
 
 

@@ -130,10 +130,13 @@ def load_splits(config: TrainConfig) -> tuple[Any, Any]:
     if config.hard_samples is not None:
         from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
 
-        hard = build_hard_sample_dataset(config.hard_samples, region_type=None)
+        hard = build_hard_sample_dataset(config.hard_samples, region_type=None)  # ErrorLogError names the folder
         if config.regions:
             hard = hard.filter(lambda r: r["region"] in wanted)
-        train = mix_datasets(train, hard, ratio=config.hard_ratio, seed=config.seed)
+        try:
+            train = mix_datasets(train, hard, ratio=config.hard_ratio, seed=config.seed)
+        except ValueError as err:  # e.g. no hard samples for these regions: say so instead of training without replay
+            raise TrainingDataError(f"--hard-samples {config.hard_samples}: {err}") from None
         logger.info("replaying %d hard samples from %s (ratio %.2f)", len(hard), config.hard_samples, config.hard_ratio)
     return train, (val if len(val) else None)
 
@@ -303,6 +306,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
 def main(argv: list[str] | None = None, prog: str = "finscribe train") -> int:
     """`finscribe train --data-dir DATA --model MODEL --output-dir OUT [--use-lora] ...`"""
     from finscribe.data.build_dataset import DatasetBuildError
+    from finscribe.mining.error_logger import ErrorLogError
 
     logging.basicConfig(level=logging.INFO if int(os.environ.get("LOCAL_RANK", "0")) == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -310,7 +314,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe train") -> int:
                           "(completion-only loss; full SFT or LoRA; runs under accelerate/torchrun).")
     try:
         path = train(config)
-    except (ModelNotAvailableError, DatasetBuildError, TrainingDataError, FileNotFoundError) as err:
+    except (ModelNotAvailableError, DatasetBuildError, TrainingDataError, ErrorLogError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
     print(f"trained model written to {path}")
     return 0
