@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Debian's Chromium for the web-page test (tests/test_browser.py); without it that test skips and says why.
+bash scripts/install_browser.sh >/tmp/finscribe-install-browser.log 2>&1 \
+  || echo "warning: chromium could not be installed (see /tmp/finscribe-install-browser.log); the browser test will skip"
 exec .venv/bin/python -m pytest -q "$@"
