@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any, Literal
 import torch
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.data.schema import write_json_atomic
+from finscribe.data.schema import atomic_directory, write_json_atomic
 
 METHODS = ("auto", "int8_dynamic", "int8_weight_only")
 STATE_FILE = "quantized_state.pt"
@@ -151,9 +149,7 @@ def quantize_model(model_path: str | Path, output_path: str | Path, method: str 
     apply_quantization(model, method, modules, backend)
     sizes = weight_bytes(model, modules)
     output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))
-    try:
+    with atomic_directory(output_path) as tmp:
         model.config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         processor.save_pretrained(tmp)
@@ -167,12 +163,6 @@ def quantize_model(model_path: str | Path, output_path: str | Path, method: str 
             "weight_bytes_float": float_sizes, "weight_bytes_quantized": sizes,
             "state_file_bytes": (tmp / STATE_FILE).stat().st_size,
         })
-        if output_path.exists():
-            shutil.rmtree(output_path)
-        tmp.rename(output_path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return output_path
 
 

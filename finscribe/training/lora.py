@@ -9,8 +9,6 @@ The presets are regular expressions over full module paths because the vision to
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +16,7 @@ from typing import Any, Literal
 import torch
 
 from finscribe.config import arg, parse_config, save_config
+from finscribe.training.model import save_model_atomically
 
 _DECODER = r"model\.language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 _PROJECTOR = r"model\.projector\.(linear_1|linear_2)"
@@ -47,22 +46,6 @@ def apply_lora(model: Any, preset: str = "decoder", r: int = 16, alpha: int | No
     return get_peft_model(model, config)
 
 
-def _save_atomically(model: Any, processor: Any, output_dir: Path) -> Path:
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        tmp.rename(output_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return output_dir
-
-
 def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """Merge a LoRA adapter folder into its base model and save a plain checkpoint (model +
     processor + chat template) that loads with `from_pretrained` / `load_model`. Returns output_dir."""
@@ -73,7 +56,7 @@ def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: tor
     # Merge in float32 so W + BA is exact before any downcast.
     model, processor = load_model(adapter_dir, dtype=torch.float32, device="cpu")
     merged = model.merge_and_unload()
-    return _save_atomically(merged.to(dtype), processor, Path(output_dir))
+    return save_model_atomically(merged.to(dtype), processor, Path(output_dir))
 
 
 @dataclass
@@ -99,7 +82,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
             path = merge_and_export(config.model, config.output, dtype)
         else:
             model, processor = load_model(config.model, dtype=dtype, device="cpu")
-            path = _save_atomically(model, processor, config.output)
+            path = save_model_atomically(model, processor, config.output)
     except ModelNotAvailableError as err:
         raise SystemExit(f"error: {err}") from None
     save_config(config, path, name="export_config.json")

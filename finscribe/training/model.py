@@ -14,8 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from finscribe.config import arg, parse_config, save_config
+from finscribe.data.schema import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -260,19 +259,15 @@ def build_tiny_model(
                                                    image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     processor = PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                      chat_template=chat_template(assistant_separator))
-    # Write into a sibling temp folder and rename, so a crash never leaves a half-written model.
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    return save_model_atomically(model, processor, output_dir)
+
+
+def save_model_atomically(model: Any, processor: Any, output_dir: Path) -> Path:
+    """`save_pretrained` of model + processor (chat template included) into `output_dir`, all or nothing."""
+    with atomic_directory(output_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        tmp.rename(output_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return output_dir
+    return Path(output_dir)
 
 
 @dataclass
