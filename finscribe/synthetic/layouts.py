@@ -7,10 +7,8 @@ the renderer adds the footer and makes the page taller only if the content does 
 
 from __future__ import annotations
 
+from finscribe.synthetic.canvas import WHITE, Canvas, Page
 from finscribe.synthetic.blocks import (
-    WHITE,
-    Canvas,
-    Page,
     kv_block,
     kv_width,
     meta_rows,

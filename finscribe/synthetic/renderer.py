@@ -27,7 +27,8 @@ from PIL import Image
 
 from finscribe.data.schema import REGIONS, Invoice, get_currency
 from finscribe.synthetic import locale_format as lf
-from finscribe.synthetic.blocks import Box, Canvas, Page, TextSpan, footer, footer_top
+from finscribe.synthetic.blocks import footer, footer_top
+from finscribe.synthetic.canvas import Box, Canvas, Page, TextSpan
 from finscribe.synthetic.fonts import (
     FONT_FAMILIES,
     GlyphCoverageError,
