@@ -110,7 +110,7 @@ def _write(out: Path, rows: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from finscribe.data.schema import write_json_atomic
+    from finscribe.fileio import write_json_atomic
 
     write_json_atomic(out / "learning.json", rows)
     columns = list(rows[-1])

@@ -145,7 +145,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, output_dir: Path, name: str = "config.json") -> Path:
     """Write the config into `output_dir/name` atomically and return the path."""
-    from finscribe.data.schema import write_json_atomic
+    from finscribe.fileio import write_json_atomic
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ The real model keeps the same data settings unless overridden.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -103,7 +102,7 @@ def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     """Run every step; returns the summary dict (also written to OUTPUT/summary.json)."""
     from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
-    from finscribe.data.schema import write_json_atomic
+    from finscribe.fileio import write_json_atomic
     from finscribe.eval.report import compare, evaluate
     from finscribe.synthetic.export import generate_dataset
     from finscribe.training.train import TrainConfig, train

@@ -31,7 +31,7 @@ def invoice_pages(count: int = 4, seed: int = 0, layout: str = "classic", dpi: i
 def write_crop_folder(records: list[dict[str, Any]], folder: Path) -> Path:
     """crops/<id>.png + annotations/<id>.json (the export layout) for benchmark-quant --data."""
     from finscribe.data.formatters import parse_output
-    from finscribe.data.schema import write_json_atomic
+    from finscribe.fileio import write_json_atomic
 
     (folder / "crops").mkdir(parents=True, exist_ok=True)
     (folder / "annotations").mkdir(parents=True, exist_ok=True)

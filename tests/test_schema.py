@@ -19,8 +19,8 @@ from finscribe.data.schema import (
     read_label,
     read_region_annotation,
     validate_label,
-    write_json_atomic,
 )
+from finscribe.fileio import write_json_atomic
 
 
 def make_invoice(currency: str = "EUR") -> Invoice:

@@ -11,15 +11,12 @@ reject malformed input with a `SchemaError` naming the file and the field.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 class SchemaError(ValueError):
@@ -383,28 +380,3 @@ def read_region_annotation(path: Path) -> tuple[str, dict[str, Any]]:
     if not isinstance(region, str):
         raise SchemaError(f"{path}: region must be a string")
     return region, validate_region_fields(region, data["fields"], source=str(path))
-
-
-def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 2) -> None:
-    """Write JSON via a temp file + rename so that no half-written file is ever left."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a sibling temp folder to write into; on success it replaces `path` in one rename,
-    on any error it is removed, so a crash never leaves a half-written model folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

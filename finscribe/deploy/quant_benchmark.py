@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
-from finscribe.data.schema import read_region_annotation, write_json_atomic
+from finscribe.data.schema import read_region_annotation
+from finscribe.fileio import write_json_atomic
 
 
 def _full_size_model(processor: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.data.schema import atomic_directory, write_json_atomic
+from finscribe.fileio import atomic_directory, write_json_atomic
 
 METHODS = ("auto", "int8_dynamic", "int8_weight_only")
 STATE_FILE = "quantized_state.pt"

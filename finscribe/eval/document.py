@@ -19,7 +19,8 @@ from typing import Any
 
 from finscribe.config import arg, config_to_dict, parse_config
 from finscribe.data.formatters import PAGE, serialize_target
-from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation, write_json_atomic
+from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation
+from finscribe.fileio import write_json_atomic
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
 

@@ -27,7 +27,8 @@ from typing import Any
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.build_dataset import DatasetBuildError, collect_from_manifest, load_records, write_jsonl_atomic
 from finscribe.data.formatters import PAGE
-from finscribe.data.schema import REGIONS, SchemaError, write_json_atomic
+from finscribe.data.schema import REGIONS, SchemaError
+from finscribe.fileio import write_json_atomic
 from finscribe.eval import charts
 from finscribe.eval.bootstrap import paired_bootstrap
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown

@@ -20,7 +20,7 @@ from typing import Any
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
 from finscribe.data.formatters import OCR_PROMPT
-from finscribe.data.schema import write_json_atomic
+from finscribe.fileio import write_json_atomic
 from finscribe.mining.error_classifier import ErrorType, find_errors
 from finscribe.mining.error_logger import DEFAULT_ERROR_DIR, load_error_log, log_error
 

@@ -30,7 +30,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
-from finscribe.data.schema import CURRENCIES, REGIONS, write_json_atomic
+from finscribe.data.schema import CURRENCIES, REGIONS
+from finscribe.fileio import write_json_atomic
 from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice, random_invoice_spec
 from finscribe.synthetic.pngwrite import write_png
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.data.schema import atomic_directory
+from finscribe.fileio import atomic_directory
 
 logger = logging.getLogger(__name__)
 
