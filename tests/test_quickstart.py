@@ -20,13 +20,21 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
     for name in ("data/training_manifest.json", "dataset/records.jsonl", "base_model/config.json",
                  "model/config.json", "model/loss_curve.png", "eval/report.md", "eval/report.json",
                  "compare/comparison.md", "compare/comparison.json", "compare/comparison.png",
-                 "summary.json", "quickstart_config.json"):
+                 "eval_blank_images/report.md", "summary.json", "quickstart_config.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "summary.json").read_text()) == summary
-    for side in ("base", "model"):
+    for side in ("base", "model", "model_blank_images"):
         for key in ("field_accuracy", "char_accuracy", "exact_match"):
             value = summary["overall"][side][key]
             assert 0.0 <= value <= 1.0, (side, key, value)
+    # the blank-image control is the same fine-tuned model, scored on the same records
+    blank_report = json.loads((out / "eval_blank_images" / "report.json").read_text())
+    assert blank_report["blank_images"] is True and blank_report["model"] == summary["model"]
+    assert blank_report["records"] == summary["test_records"]
+    overall = summary["overall"]
+    assert summary["image_dependent_field_accuracy"] == pytest.approx(
+        overall["model"]["field_accuracy"] - overall["model_blank_images"]["field_accuracy"])
+    assert set(summary["per_field"]) == set(json.loads((out / "eval" / "report.json").read_text())["per_field"])
     assert summary["base"] == str(out / "base_model")
     assert summary["test_records"] == 4
     comparison = (out / "compare" / "comparison.md").read_text()

@@ -109,6 +109,31 @@ def test_evaluate_end_to_end(tiny_model_dir, manifest, tmp_path):
     assert json.loads((out / "config.json").read_text())["stage"] == "EvaluateConfig"
 
 
+def test_blank_image_control_feeds_white_images_and_scores_real_labels(other_model_dir, manifest, tmp_path):
+    """--blank-images == evaluating crops that are white images of the same sizes, scored against
+    the real labels; and it does change what the model sees."""
+    import shutil
+
+    white_root = tmp_path / "white"
+    shutil.copytree(manifest.parent, white_root)
+    for crop in (white_root / "crops").glob("*.png"):
+        with Image.open(crop) as image:
+            size = image.size
+        Image.new("RGB", size, "white").save(crop)
+    kwargs = dict(split="test", regions=REGIONS, batch_size=4, max_new_tokens=12, resamples=50, show_progress=False)
+    control = evaluate(str(other_model_dir), manifest, output_dir=tmp_path / "blank", blank_images=True, **kwargs)
+    evaluate(str(other_model_dir), white_root / "training_manifest.json", output_dir=tmp_path / "white_eval", **kwargs)
+    evaluate(str(other_model_dir), manifest, output_dir=tmp_path / "real", **kwargs)
+    blank_rows, white_rows = _rows(tmp_path / "blank" / "predictions.jsonl"), _rows(tmp_path / "white_eval" / "predictions.jsonl")
+    real_rows = _rows(tmp_path / "real" / "predictions.jsonl")
+    assert [r["raw_text"] for r in blank_rows] == [r["raw_text"] for r in white_rows]
+    assert [r["raw_text"] for r in blank_rows] != [r["raw_text"] for r in real_rows]
+    assert all(str(manifest.parent) in r["image"] for r in blank_rows)  # rows name the real crops
+    assert control["blank_images"] is True
+    assert "Control run" in (tmp_path / "blank" / "report.md").read_text()
+    assert json.loads((tmp_path / "blank" / "config.json").read_text())["blank_images"] is True
+
+
 def test_compare_end_to_end(tiny_model_dir, other_model_dir, manifest, tmp_path):
     records = load_eval_records(manifest, "test", REGIONS)
     data = tmp_path / "records.jsonl"

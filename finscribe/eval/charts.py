@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     """Save via a temp file + rename so a crash never leaves a half-written PNG."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
@@ -36,7 +36,7 @@ def field_accuracy_chart(per_field: dict[str, dict[str, Any]], path: Path, title
     for bar, name in zip(bars, names):
         ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2,
                 f"{per_field[name]['correct']}/{per_field[name]['total']}", va="center", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_breakdown_chart(breakdown: dict[str, int], violations: dict[str, int], path: Path) -> Path:
@@ -58,7 +58,7 @@ def error_breakdown_chart(breakdown: dict[str, int], violations: dict[str, int],
     right.set_ylim(bottom=0)
     right.set_title("validation violations by rule")
     right.tick_params(axis="x", labelrotation=30, labelsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def comparison_chart(deltas: dict[str, dict[str, Any]], labels: dict[str, str], path: Path,
@@ -82,4 +82,4 @@ def comparison_chart(deltas: dict[str, dict[str, Any]], labels: dict[str, str], 
     ax.set_ylabel("value (error bar: 95 % CI of the paired delta)")
     ax.legend()
     ax.set_title("base vs fine-tuned on the same documents")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -16,6 +16,7 @@ Generation goes through `finscribe.inference.predict_records`, the one inference
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -56,6 +57,8 @@ class EvaluateConfig:
     seed: int = arg(0, "bootstrap seed")
     device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
     dtype: str | None = arg(None, "float32, bfloat16, ... (default: bf16 on capable GPUs, else float32)")
+    blank_images: bool = arg(False, "control run: every image replaced by a white one of the same size, so the "
+                                    "scores show what the model answers without seeing the document")
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -148,16 +151,40 @@ def load_eval_records(data: Path, split: str = "test", regions: tuple[str, ...] 
     return records[:limit] if limit else records
 
 
+@functools.lru_cache(maxsize=None)
+def _blank(size: tuple[int, int]) -> Any:
+    from PIL import Image
+
+    return Image.new("L", size, 255)  # one shared white image per size (pages share a few sizes)
+
+
+def blank_like(image: Any) -> Any:
+    """A white image of the same size as `image` (a PIL image or a file, of which only the header is read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if hasattr(image, "size"):
+        return _blank(tuple(image.size))
+    try:
+        with Image.open(image) as opened:
+            return _blank(tuple(opened.size))
+    except (OSError, UnidentifiedImageError) as err:
+        raise EvaluationError(f"{image}: cannot read image: {err}. Re-export it or drop it from the data.") from None
+
+
 def run_model(model_path: str, records: list[dict[str, Any]], *, batch_size: int = 8, max_new_tokens: int = 512,
               repetition_window: int = 128, device: str | None = None, dtype: str | None = None,
-              show_progress: bool = True) -> tuple[list[dict[str, Any]], float]:
-    """Load a model, predict every record, score it: (rows, wall seconds of prediction)."""
+              show_progress: bool = True, blank_images: bool = False) -> tuple[list[dict[str, Any]], float]:
+    """Load a model, predict every record, score it: (rows, wall seconds of prediction).
+
+    `blank_images`: the prior-only control: the model sees a white image of each record's size
+    (same number of image tokens, no content); rows are still scored against the real labels."""
     from finscribe.inference import predict_records
     from finscribe.training.model import load_model
 
     model, processor = load_model(model_path, dtype=dtype, device=device)
+    inputs = [dict(r, image=blank_like(r["image"])) for r in records] if blank_images else records
     start = time.perf_counter()
-    predictions = predict_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
+    predictions = predict_records(model, processor, inputs, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   repetition_window=repetition_window, show_progress=show_progress)
     wall = time.perf_counter() - start
     del model, processor
@@ -178,24 +205,26 @@ def evaluate(model_path: str, data: str | Path, *, split: str = "test", regions:
              output_dir: str | Path = "runs/eval", batch_size: int = 8, max_new_tokens: int = 512,
              limit: int | None = None, repetition_window: int = 128, held_out_layouts: tuple[str, ...] = (),
              resamples: int = 1000, seed: int = 0, device: str | None = None, dtype: str | None = None,
-             show_progress: bool = True) -> dict[str, Any]:
+             show_progress: bool = True, blank_images: bool = False) -> dict[str, Any]:
     """Evaluate one model on a split; writes the files listed in the module docstring and
-    returns the report dict (also report.json)."""
+    returns the report dict (also report.json). `blank_images=True` is the prior-only control
+    (see `run_model`)."""
     config = EvaluateConfig(model=str(model_path), data=Path(data), split=split, regions=tuple(regions or ()),
                             output_dir=Path(output_dir), batch_size=batch_size, max_new_tokens=max_new_tokens,
                             repetition_window=repetition_window, limit=limit,
                             held_out_layouts=tuple(held_out_layouts), resamples=resamples, seed=seed,
-                            device=device, dtype=dtype)
+                            device=device, dtype=dtype, blank_images=blank_images)
     records = load_eval_records(config.data, split, config.regions, limit)
     held_out = list(held_out_layouts) or held_out_layouts_of(config.data)
     rows, wall = run_model(config.model, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
                            repetition_window=repetition_window, device=device, dtype=dtype,
-                           show_progress=show_progress)
+                           show_progress=show_progress, blank_images=blank_images)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out)
     write_jsonl_atomic(out / "predictions.jsonl", rows)
     report = {"model": config.model, "data": str(config.data), "split": split, "max_new_tokens": max_new_tokens,
+              "blank_images": blank_images,
               "prediction_seconds": wall, "images_per_second": len(rows) / wall if wall else None,
               **summarise(rows, held_out_layouts=held_out, resamples=resamples, seed=seed)}
     write_json_atomic(out / "report.json", report)

@@ -38,6 +38,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation of `{report['model']}`", "",
              f"Data `{report['data']}`, split `{report['split']}`: {report['records']} records from "
              f"{report['documents']} documents; max_new_tokens {report['max_new_tokens']}.", "",
+             *(["**Control run: every image was replaced by a white image of the same size**; these scores are "
+                "what the model answers from its priors alone, without seeing the document.", ""]
+               if report.get("blank_images") else []),
              "## Overall", "", "| metric | value | 95 % CI (bootstrap over documents) |", "|---|---:|---|"]
     for key, label in METRICS:
         ci = report["ci95"][key]

@@ -1,0 +1,51 @@
+"""Smoke tests of the benchmark scripts that have no other test (tiny settings: the figures
+themselves are measured by running the scripts, see benchmarks/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import random
+import runpy
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return runpy.run_path(str(REPO / "benchmarks" / "reading_probe.py"))
+
+
+def test_digit_accuracy_right_aligns_answers(probe):
+    digit_accuracy = probe["digit_accuracy"]
+    assert digit_accuracy(["123.45"], ["123.45"]) == 1.0
+    assert digit_accuracy(["23.45"], ["123.45"]) == pytest.approx(5 / 6)  # a missing leading digit
+    assert digit_accuracy(["999123.45"], ["123.45"]) == 1.0  # right-aligned: extra leading digits ignored
+    assert digit_accuracy([""], ["1.00"]) == 0.0
+
+
+def test_rendered_strip_matches_its_target(probe):
+    from PIL import ImageFont
+    import matplotlib
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), 20)
+    sample = probe["render_amount"](random.Random(3), font, 6, 20)
+    assert sample["prompt"] == "OCR:" and "," not in sample["target"]
+    integer, cents = sample["target"].split(".")
+    assert integer.isdigit() and len(cents) == 2 and len(integer) <= 6
+    assert sample["image"].size[0] % 28 == 0 and sample["image"].size[1] % 28 == 0
+    assert sample["image"].getextrema()[0][0] < 128  # something dark was drawn
+
+
+def test_reading_probe_runs_and_writes_its_curve(probe, tmp_path):
+    out = tmp_path / "probe"
+    rows = probe["run"](probe["ProbeConfig"](output_dir=out, steps=2, batch_size=2, eval_every=1, test_size=4,
+                                             hidden_size=32, num_layers=1, vision_hidden_size=32, vision_layers=1,
+                                             threads=1))
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(0.0 <= r["digit_accuracy"] <= 1.0 and 0.0 <= r["exact"] <= 1.0 for r in rows)
+    saved = json.loads((out / "reading_probe.json").read_text())
+    assert saved["points"] == json.loads(json.dumps(rows))
+    assert (out / "reading_probe.png").read_bytes()[:4] == b"\x89PNG"
