@@ -17,7 +17,7 @@ same model is evaluated once more on white images of the same sizes (eval_blank_
 accuracy it keeps there is what it learnt as priors; only the accuracy above it comes from reading
 the document. In the minutes a CPU quickstart allows the tiny model learns the JSON schema and the
 predictable fields (base 0 % -> ~24 % field accuracy) and scores the same on blank images: it
-does not read yet (a from-scratch model needs ~1,000 steps of fresh images to start reading even
+does not read yet (a from-scratch model needs >= 1,000 steps of fresh images to start reading even
 one amount; benchmarks/reading_probe.py). Reading comes with the real, pretrained model.
 The real model keeps the same data settings unless overridden.
 """
@@ -166,7 +166,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         result = compare(base, model_dir, data, output_dir=out / "compare", **common)
 
     timings["total"] = round(time.perf_counter() - started, 1)
-    summary = _summary(config, result, report, blank, out, model_dir, timings)
+    summary = _summary(result, report, blank, out, model_dir, timings)
     write_json_atomic(out / "summary.json", summary)
     print(_summary_text(summary), flush=True)
     return summary
@@ -184,8 +184,8 @@ def _tiny_extras() -> dict[str, Any]:
 HEADLINE = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
 
 
-def _summary(config: QuickstartConfig, result: dict[str, Any], report: dict[str, Any], blank: dict[str, Any],
-             out: Path, model_dir: str, timings: dict[str, float]) -> dict[str, Any]:
+def _summary(result: dict[str, Any], report: dict[str, Any], blank: dict[str, Any], out: Path, model_dir: str,
+             timings: dict[str, float]) -> dict[str, Any]:
     overall = {"base": {}, "model": {}, "model_blank_images": {}}
     for key in HEADLINE:
         delta = result["deltas"][key]
