@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("finscribe.deploy.server", "main", "HTTP extraction service + web page (FastAPI/uvicorn)"),
     "evaluate": ("finscribe.eval.report", "main", "evaluate a model on a split: predictions, metrics, report + charts"),
     "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs"),
+    "pretrain-reader": ("finscribe.training.pretrain_reader", "main", "pretrain the tiny reader on OCR: (fresh synthetic text crops every step)"),
     "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos"),
     "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records"),
     "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it"),

@@ -194,23 +194,27 @@ def _train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = Fal
 
 
 def tiny_config(vocab_size: int, token_ids: dict[str, int], hidden_size: int = 128, num_layers: int = 4,
-                vision_hidden_size: int = 128, vision_layers: int = 4, num_heads: int = 4):
+                vision_hidden_size: int = 128, vision_layers: int = 4, num_heads: int = 4,
+                vision_num_heads: int | None = None, rope_theta: float = 500000.0):
     """A small `PaddleOCRVLConfig` (same classes as the 0.9B model)."""
     from transformers import PaddleOCRVLConfig
 
     head_dim = hidden_size // num_heads
-    # M-RoPE splits head_dim/2 frequencies into (temporal, height, width): same 2:3:3 ratio as the real [16, 24, 24].
-    quarter = head_dim // 2 // 8
-    mrope = [2 * quarter, 3 * quarter, head_dim // 2 - 5 * quarter]
+    # M-RoPE splits head_dim/2 frequencies into (temporal, height, width): about the 2:3:3 ratio
+    # of the real [16, 24, 24]; the sections must sum to head_dim/2.
+    half = head_dim // 2
+    temporal = round(half / 4)
+    height = (half - temporal) // 2
+    mrope = [temporal, height, half - temporal - height]
     text = dict(
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=hidden_size * 3, num_hidden_layers=num_layers,
         num_attention_heads=num_heads, num_key_value_heads=max(1, num_heads // 2), head_dim=head_dim,
         max_position_embeddings=8192, pad_token_id=token_ids[UNK], bos_token_id=token_ids[BOS],
         eos_token_id=token_ids[EOS], tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": 500000.0, "mrope_section": mrope},
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta, "mrope_section": mrope},
     )
     vision = dict(hidden_size=vision_hidden_size, intermediate_size=vision_hidden_size * 3,
-                  num_hidden_layers=vision_layers, num_attention_heads=num_heads, patch_size=14,
+                  num_hidden_layers=vision_layers, num_attention_heads=vision_num_heads or num_heads, patch_size=14,
                   spatial_merge_size=2, image_size=224)
     return PaddleOCRVLConfig(
         text_config=text, vision_config=vision, image_token_id=token_ids[IMAGE_TOKEN],
@@ -233,6 +237,8 @@ def build_tiny_model(
     max_pixels: int = 28 * 28 * 256,
     assistant_separator: str = " ",
     split_digits: bool = False,
+    vision_num_heads: int | None = None,
+    rope_theta: float = 500000.0,
 ) -> Path:
     """Build and save a tiny, randomly initialised PaddleOCR-VL + processor into `output_dir`.
 
@@ -247,7 +253,8 @@ def build_tiny_model(
     output_dir = Path(output_dir)
     tokenizer = _train_tokenizer(texts if texts is not None else _default_texts(seed=seed), vocab_size, split_digits)
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = tiny_config(len(tokenizer), token_ids, hidden_size, num_layers, vision_hidden_size, vision_layers, num_heads)
+    config = tiny_config(len(tokenizer), token_ids, hidden_size, num_layers, vision_hidden_size, vision_layers, num_heads,
+                         vision_num_heads, rope_theta)
     with torch.random.fork_rng(devices=[]):  # deterministic init without touching the caller's RNG
         torch.manual_seed(seed)
         model = PaddleOCRVLForConditionalGeneration(config)

@@ -1,0 +1,387 @@
+"""Pretrain the tiny reader: a tiny PaddleOCR-VL taught the real model's base task, `OCR:` -> text.
+
+The real PaddleOCR-VL reads first and is fine-tuned into an extractor afterwards; the tiny
+stand-in is built the same way. Every step draws fresh crops of freshly rendered synthetic
+invoices (`synthetic/ocr_text.py`: every font, locale, layout but the held-out ones, with scan
+degradations): single text lines and whole region blocks, blocks taking a growing share of the
+steps (a curriculum from lines to blocks). The run is reproducible (step s's batch depends only
+on (seed, s)) and resumable (model, optimizer, schedule and RNG are checkpointed atomically):
+
+    finscribe pretrain-reader --output-dir pretrain/tiny_reader            # start, or resume
+    finscribe pretrain-reader --output-dir pretrain/tiny_reader --export-dir finscribe/assets/tiny_reader
+
+The output folder holds config.json, init/ (the random start and its tokenizer), checkpoint/
+(the latest complete state), metrics.jsonl, eval.json (held-out line/block accuracy and CER per
+region) and curve.png. `--export-dir` writes the final model as a normal model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rapidfuzz.distance import Levenshtein
+from safetensors.torch import load_file, save_file
+
+from finscribe.config import arg, config_to_dict, parse_config, save_config
+from finscribe.fileio import atomic_directory, write_json_atomic
+from finscribe.synthetic.generator import SUPPORTED_LOCALES
+from finscribe.synthetic.ocr_text import OCR_PROMPT, OcrSample, page_samples
+from finscribe.synthetic.renderer import LAYOUTS
+from finscribe.training.collate import CompletionCollator
+from finscribe.training.model import build_tiny_model, load_model
+
+BLOCK_REGIONS = ("vendor_block", "client_info", "invoice_meta", "totals_section")
+
+
+@dataclass
+class PretrainConfig:
+    output_dir: Path = arg(Path("pretrain/tiny_reader"), "run folder (config, checkpoint, metrics, curve); resumes if it holds a checkpoint")
+    export_dir: Path | None = arg(None, "also write the final model here as a plain model folder")
+    max_steps: int = arg(12000, "optimizer steps")
+    seed: int = arg(1234, "seed of the pretraining invoices, the init and the batch order")
+    eval_seed: int = arg(4321, "seed of the held-out invoices (all layouts, never trained on)")
+    dpi: int = arg(150, "page resolution: 150 dpi prints 9-10 pt text ~18 px tall, about one vision patch")
+    degrade_probability: float = arg(0.3, "share of pages with scan/photo degradation")
+    held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts never trained on (the quickstart tests on them)")
+    pages_per_step: int = arg(6, "freshly rendered invoices per step")
+    line_batch: int = arg(32, "line crops per line step")
+    block_batch: int = arg(16, "block crops per block step")
+    block_share_start: float = arg(0.15, "share of block steps at step 0 (the rest are line steps)")
+    block_share_end: float = arg(0.5, "share of block steps from --block-ramp of the run on")
+    block_ramp: float = arg(0.3, "fraction of the run over which the block share grows")
+    learning_rate: float = arg(5e-4, "peak LR (reading_probe: 5e-4 reads, 2e-3 stalls)")
+    warmup_steps: int = arg(200, "linear warm-up steps")
+    decay_fraction: float = arg(0.25, "last fraction of the run with linear decay to 10% (warmup-stable-decay)")
+    hidden_size: int = arg(192, "text decoder hidden size")
+    num_layers: int = arg(3, "text decoder layers")
+    num_heads: int = arg(6, "text attention heads (head_dim 32)")
+    vision_hidden_size: int = arg(128, "vision encoder hidden size")
+    vision_layers: int = arg(3, "vision encoder layers")
+    vision_num_heads: int = arg(4, "vision attention heads")
+    rope_theta: float = arg(20.0, "text RoPE base (the reading probe learns at 20, not at 500000)")
+    vocab_size: int = arg(1024, "byte-level BPE vocabulary (digits always single tokens)")
+    max_pixels: int = arg(28 * 28 * 160, "image processor's largest area; larger blocks are not drawn")
+    save_every: int = arg(250, "checkpoint every N steps")
+    eval_every: int = arg(1000, "held-out evaluation every N steps")
+    log_every: int = arg(25, "metrics.jsonl row every N steps")
+    eval_pages: int = arg(40, "held-out invoices for evaluation")
+    eval_lines: int = arg(256, "held-out lines evaluated")
+    threads: int = arg(2, "torch CPU threads")
+    loader_workers: int = arg(1, "processes rendering batches ahead of the training step")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def layouts_for(config: PretrainConfig) -> tuple[str, ...]:
+    return tuple(layout for layout in LAYOUTS if layout not in config.held_out_layouts)
+
+
+def _area(sample: OcrSample) -> int:
+    return sample.image.width * sample.image.height
+
+
+def step_kind(config: PretrainConfig, step: int) -> str:
+    """'line' or 'block' for this step: the block share grows linearly over the first ramp."""
+    progress = min(1.0, step / max(1.0, config.block_ramp * config.max_steps))
+    share = config.block_share_start + (config.block_share_end - config.block_share_start) * progress
+    return "block" if random.Random(f"kind:{config.seed}:{step}").random() < share else "line"
+
+
+def step_samples(config: PretrainConfig, step: int) -> list[OcrSample]:
+    """The training crops of `step`: from pages step*P .. step*P+P-1 of the pretraining seed."""
+    kind = step_kind(config, step)
+    pool: list[OcrSample] = []
+    for j in range(config.pages_per_step):
+        pool += page_samples(config.seed, step * config.pages_per_step + j, dpi=config.dpi,
+                             degrade_probability=config.degrade_probability, locales=SUPPORTED_LOCALES,
+                             layouts=layouts_for(config), block_regions=BLOCK_REGIONS)
+    pool = [s for s in pool if s.kind == kind and _area(s) <= config.max_pixels]
+    rng = random.Random(f"pick:{config.seed}:{step}")
+    size = config.block_batch if kind == "block" else config.line_batch
+    return rng.sample(pool, min(size, len(pool)))
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Map-style dataset indexed by step: item s is the collated batch of step s."""
+
+    def __init__(self, config: PretrainConfig, collator: CompletionCollator):
+        self.config, self.collator = config, collator
+
+    def __len__(self) -> int:
+        return self.config.max_steps + 1
+
+    def __getitem__(self, step: int) -> tuple[str, dict[str, torch.Tensor]]:
+        samples = step_samples(self.config, step)
+        records = [{"image": s.image, "prompt": OCR_PROMPT, "target": s.text} for s in samples]
+        return step_kind(self.config, step), self.collator(records)
+
+
+def eval_samples(config: PretrainConfig) -> list[OcrSample]:
+    """Held-out crops: invoices of `eval_seed` in every layout (held-out ones included);
+    `eval_lines` lines drawn evenly across them and every block within the size limit."""
+    lines, blocks = [], []
+    for i in range(config.eval_pages):
+        for sample in page_samples(config.eval_seed, i, dpi=config.dpi, degrade_probability=config.degrade_probability,
+                                   block_regions=BLOCK_REGIONS):
+            if _area(sample) > config.max_pixels:
+                continue
+            (blocks if sample.kind == "block" else lines).append(sample)
+    random.Random(f"eval:{config.eval_seed}").shuffle(lines)
+    return lines[: config.eval_lines] + blocks
+
+
+def tokenizer_corpus(config: PretrainConfig) -> list[str]:
+    """Texts of 300 pretraining invoices (never the held-out ones) plus the extraction targets
+    and prompts: the tokenizer must serve the fine-tuning that follows too."""
+    from finscribe.training.model import _default_texts
+
+    texts = []
+    for i in range(300):
+        texts += [s.text for s in page_samples(config.seed + 1, i, dpi=config.dpi, degrade_probability=0.0,
+                                               layouts=layouts_for(config))]
+    return texts + _default_texts(num_invoices=200, seed=config.seed)
+
+
+# ----------------------------------------------------------------------------- model + state
+
+
+def init_model(config: PretrainConfig, folder: Path) -> Path:
+    if (folder / "config.json").is_file():
+        return folder
+    print(f"building the random tiny PaddleOCR-VL and its tokenizer in {folder}", flush=True)
+    return build_tiny_model(folder, texts=tokenizer_corpus(config), seed=config.seed, hidden_size=config.hidden_size,
+                            num_layers=config.num_layers, vision_hidden_size=config.vision_hidden_size,
+                            vision_layers=config.vision_layers, num_heads=config.num_heads,
+                            vision_num_heads=config.vision_num_heads, vocab_size=config.vocab_size,
+                            min_pixels=28 * 28, max_pixels=config.max_pixels, split_digits=True,
+                            rope_theta=config.rope_theta)
+
+
+def lr_factor(config: PretrainConfig, step: int) -> float:
+    """Warmup-stable-decay: linear warm-up, constant, then linear decay to 10% over the last part
+    (unlike cosine, the stable phase lets a run be extended before its decay starts)."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    decay_start = config.max_steps * (1 - config.decay_fraction)
+    if step < decay_start:
+        return 1.0
+    return 1.0 - 0.9 * min(1.0, (step - decay_start) / max(1.0, config.max_steps - decay_start))
+
+
+def save_checkpoint(folder: Path, model: Any, processor: Any, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Model, processor, optimizer moments (safetensors, one file each so no file is larger than
+    the model) and the step, written to a temp folder and renamed: a kill never leaves half a checkpoint."""
+    with atomic_directory(folder) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for moment in ("exp_avg", "exp_avg_sq"):
+            save_file({str(i): optimizer.state[p][moment].contiguous() for i, p in enumerate(params)
+                       if p in optimizer.state}, tmp / f"optimizer_{moment}.safetensors")
+        steps = {str(i): float(optimizer.state[p]["step"]) for i, p in enumerate(params) if p in optimizer.state}
+        write_json_atomic(tmp / "trainer_state.json", {"step": step, "optimizer_steps": steps,
+                                                        "torch_rng": torch.get_rng_state().tolist()})
+
+
+def load_checkpoint(folder: Path, model: Any, optimizer: torch.optim.Optimizer) -> int:
+    state = json.loads((folder / "trainer_state.json").read_text())
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    moments = {m: load_file(folder / f"optimizer_{m}.safetensors") for m in ("exp_avg", "exp_avg_sq")}
+    for i, p in enumerate(params):
+        if str(i) in state["optimizer_steps"]:
+            optimizer.state[p] = {"step": torch.tensor(state["optimizer_steps"][str(i)]),
+                                  "exp_avg": moments["exp_avg"][str(i)], "exp_avg_sq": moments["exp_avg_sq"][str(i)]}
+    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+    return int(state["step"])
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> dict[str, Any]:
+    """Greedy `OCR:` transcription of held-out crops: exact-line accuracy and CER (edit distance /
+    reference characters), overall, per kind (line/block) and per region."""
+    from finscribe.inference import predict
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.kind, []).append(i)
+    answers: list[str] = [""] * len(samples)
+    for kind, indices in groups.items():
+        indices.sort(key=lambda i: _area(samples[i]))
+        preds = predict(model, processor, [samples[i].image for i in indices], "page", prompts=[OCR_PROMPT] * len(indices),
+                        max_new_tokens=96 if kind == "line" else 224, batch_size=32)
+        for i, pred in zip(indices, preds):
+            answers[i] = pred.raw_text.strip()
+
+    def score(indices: list[int]) -> dict[str, Any]:
+        chars = sum(len(samples[i].text) for i in indices)
+        edits = sum(Levenshtein.distance(answers[i], samples[i].text) for i in indices)
+        exact = sum(answers[i] == samples[i].text for i in indices)
+        return {"n": len(indices), "exact": round(exact / max(1, len(indices)), 4),
+                "cer": round(edits / max(1, chars), 4)}
+
+    result: dict[str, Any] = {}
+    for kind in ("line", "block"):
+        indices = [i for i, s in enumerate(samples) if s.kind == kind]
+        result[kind] = score(indices)
+        result[kind]["regions"] = {
+            str(region): score([i for i in indices if samples[i].region == region])
+            for region in sorted({samples[i].region for i in indices}, key=str)
+        }
+        held_out = [i for i in indices if samples[i].layout == "minimal"]
+        result[kind]["held_out_layout"] = score(held_out)
+    result["examples"] = [{"kind": samples[i].kind, "region": samples[i].region, "target": samples[i].text,
+                           "answer": answers[i]} for i in range(0, len(samples), max(1, len(samples) // 8))]
+    return result
+
+
+def plot_curve(rows: list[dict[str, Any]], path: Path) -> None:
+    from finscribe.eval.charts import plt, save_figure
+
+    train = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if "eval" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for kind, colour in (("line", "#3b78b0"), ("block", "#c0504d")):
+        points = [(r["step"], r["loss"]) for r in train if r["kind"] == kind]
+        if points:
+            left.plot(*zip(*points), ".", markersize=2, color=colour, alpha=0.5, label=f"{kind} steps")
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss (answer tokens)")
+    left.legend()
+    left.grid(alpha=0.3)
+    for kind, colour in (("line", "#3b78b0"), ("block", "#c0504d")):
+        if evals:
+            steps = [r["step"] for r in evals]
+            right.plot(steps, [100 * r["eval"][kind]["exact"] for r in evals], "o-", color=colour, label=f"{kind} exact %")
+            right.plot(steps, [100 * r["eval"][kind]["cer"] for r in evals], "x--", color=colour, label=f"{kind} CER %")
+    right.set_xlabel("step")
+    right.set_ylabel("% on held-out invoices")
+    right.set_ylim(0, 100)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.suptitle("Tiny PaddleOCR-VL reader: pretraining on OCR: (fresh synthetic crops every step)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def _read_rows(path: Path, up_to_step: int) -> list[dict[str, Any]]:
+    """metrics.jsonl rows up to the resumed step: rows a killed run wrote after its last
+    checkpoint are dropped, so no step is logged twice."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= up_to_step]
+
+
+def pretrain(config: PretrainConfig) -> Path:
+    """Run (or resume) the pretraining; returns the run folder."""
+    from tqdm.auto import tqdm
+
+    out = Path(config.output_dir)
+    saved = out / "config.json"
+    if saved.is_file():  # resuming: the data and schedule must be those of the original run
+        previous = {k: v for k, v in json.loads(saved.read_text()).items() if k != "stage"}
+        mine = config_to_dict(config)
+        changed = {k for k in previous if k in mine and previous[k] != mine[k]
+                   and k not in ("export_dir", "threads", "loader_workers", "max_steps", "eval_every", "save_every")}
+        if changed:
+            raise ValueError(f"{out} was started with other settings ({sorted(changed)}); use a new --output-dir")
+    save_config(config, out)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    init = init_model(config, out / "init")
+    checkpoint = out / "checkpoint"
+    model, processor = load_model(str(checkpoint if (checkpoint / "trainer_state.json").is_file() else init),
+                                  device="cpu", dtype="float32")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
+    start = load_checkpoint(checkpoint, model, optimizer) if (checkpoint / "trainer_state.json").is_file() else 0
+    rows = _read_rows(out / "metrics.jsonl", start)
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    held_out = eval_samples(config)
+    print(f"pretraining steps {start + 1}..{config.max_steps}; {len(held_out)} held-out crops", flush=True)
+
+    loader = torch.utils.data.DataLoader(
+        StepBatches(config, CompletionCollator(processor)), batch_size=None, num_workers=config.loader_workers,
+        sampler=range(start + 1, config.max_steps + 1), prefetch_factor=4 if config.loader_workers else None,
+        worker_init_fn=lambda _: torch.set_num_threads(1))
+    model.train()
+    metrics = (out / "metrics.jsonl").open("a")
+    window: dict[str, list[float]] = {"line": [], "block": []}
+    tic = time.perf_counter()
+    step = start
+    with tqdm(total=config.max_steps, initial=start, desc="pretrain", unit="step") as bar:
+        for step, (kind, batch) in enumerate(loader, start=start + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * lr_factor(config, step - 1)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower --learning-rate")
+            window[kind].append(loss.item())
+            bar.update(1)
+            bar.set_postfix(kind=kind, loss=f"{loss.item():.3f}")
+            if step % config.log_every == 0:
+                for k, values in window.items():
+                    if values:
+                        row = {"step": step, "kind": k, "loss": round(sum(values) / len(values), 5),
+                               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - tic, 1)}
+                        metrics.write(json.dumps(row) + "\n")
+                        rows.append(row)
+                window = {"line": [], "block": []}
+                metrics.flush()
+            if step % config.eval_every == 0 or step == config.max_steps:
+                result = evaluate_reading(model, processor, held_out)
+                row = {"step": step, "eval": result}
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                rows.append(row)
+                write_json_atomic(out / "eval.json", row)
+                plot_curve(rows, out / "curve.png")
+                print(f"step {step}: lines exact {result['line']['exact']:.1%} CER {result['line']['cer']:.2%} | "
+                      f"blocks exact {result['block']['exact']:.1%} CER {result['block']['cer']:.2%}", flush=True)
+                model.train()
+            if step % config.save_every == 0 or step == config.max_steps:
+                save_checkpoint(checkpoint, model, processor, optimizer, step)
+    metrics.close()
+    if config.export_dir is not None:
+        export_reader(out, Path(config.export_dir))
+    return out
+
+
+def export_reader(run: Path, export_dir: Path) -> Path:
+    """The final checkpoint as a plain model folder (no optimizer), with its pretraining config,
+    held-out reading accuracy and curve beside the weights."""
+    import shutil
+
+    checkpoint = run / "checkpoint"
+    with atomic_directory(export_dir) as tmp:
+        for item in checkpoint.iterdir():
+            if not item.name.startswith("optimizer_") and item.name != "trainer_state.json":
+                shutil.copy2(item, tmp / item.name)
+        for name in ("eval.json", "curve.png"):
+            if (run / name).is_file():
+                shutil.copy2(run / name, tmp / name)
+        shutil.copy2(run / "config.json", tmp / "pretrain_config.json")
+    return export_dir
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe pretrain-reader") -> int:
+    config = parse_config(PretrainConfig, argv, prog, __doc__.split("\n\n")[0])
+    pretrain(config)
+    return 0
