@@ -9,9 +9,8 @@ Flags: `python compare_base_vs_finetuned.py --help`; this script only calls
 `finscribe.eval.document.compare_main`.
 """
 
-import sys
-
+from finscribe.cli import run
 from finscribe.eval.document import compare_main
 
 if __name__ == "__main__":
-    sys.exit(compare_main(sys.argv[1:], prog="compare_base_vs_finetuned.py"))
+    raise SystemExit(run(compare_main, prog="compare_base_vs_finetuned.py"))

@@ -6,9 +6,8 @@
     accelerate launch --config_file configs/accelerate/ddp.yaml train_finscribe_vl.py --data-dir data ...
 """
 
-import sys
-
+from finscribe.cli import run
 from finscribe.training.train import main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="train_finscribe_vl.py"))
+    raise SystemExit(run(main, prog="train_finscribe_vl.py"))

@@ -54,17 +54,23 @@ def page_image() -> Image.Image:
 
 
 def tiny_model(device: str) -> tuple[Any, Any]:
-    from finscribe.training.model import build_tiny_model, load_model
+    from finscribe.training.model import build_tiny_model, default_corpus, load_model
 
     folder = Path(tempfile.mkdtemp(prefix="finscribe-bench-")) / "tiny"
-    build_tiny_model(folder, seed=0)
+    build_tiny_model(folder, default_corpus(), seed=0)
     return load_model(folder, device=device, dtype="float32")
 
 
 def full_model(device: str, dtype: torch.dtype, page_max_pixels: int | None) -> tuple[Any, Any]:
     """The 0.9 B architecture with random weights and the tiny tokenizer (its special-token ids)."""
-    from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor
-    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
+    from transformers import (
+        PaddleOCRVLConfig,
+        PaddleOCRVLForConditionalGeneration,
+        PaddleOCRVLProcessor,
+    )
+    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
+        PaddleOCRVLImageProcessorPil,
+    )
 
     from finscribe.training import model as tiny
 

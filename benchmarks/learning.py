@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.quickstart import QuickstartConfig, tokenizer_texts, _tiny_extras
+from finscribe.quickstart import QuickstartConfig, _tiny_extras, tokenizer_texts
 
 KEYS = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
 
@@ -44,7 +44,10 @@ class LearningConfig:
 
 
 def _records(config: LearningConfig, recipe: QuickstartConfig) -> Path:
-    from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
+    from finscribe.data.build_dataset import (
+        build_dataset_from_manifest,
+        write_jsonl_atomic,
+    )
     from finscribe.synthetic.export import generate_dataset
 
     if config.data is not None:
@@ -115,9 +118,11 @@ def run(config: LearningConfig) -> list[dict[str, Any]]:
 
 
 def _write(out: Path, rows: list[dict[str, Any]], regions: tuple[str, ...]) -> None:
-    from finscribe.eval.charts import save_figure  # selects the Agg backend before pyplot is imported
-
     import matplotlib.pyplot as plt
+
+    from finscribe.eval.charts import (
+        save_figure,  # selects the Agg backend before pyplot is imported
+    )
     from finscribe.fileio import write_json_atomic
 
     write_json_atomic(out / "learning.json", rows)

@@ -130,9 +130,11 @@ def run(config: ProbeConfig) -> list[dict[str, Any]]:
 
 
 def _write(out: Path, config: ProbeConfig, rows: list[dict[str, Any]]) -> None:
-    from finscribe.eval.charts import save_figure  # selects the Agg backend before pyplot is imported
-
     import matplotlib.pyplot as plt
+
+    from finscribe.eval.charts import (
+        save_figure,  # selects the Agg backend before pyplot is imported
+    )
     from finscribe.fileio import write_json_atomic
 
     write_json_atomic(out / "reading_probe.json", {"config": {k: str(v) for k, v in asdict(config).items()},

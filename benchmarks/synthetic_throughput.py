@@ -19,8 +19,12 @@ from pathlib import Path
 
 from finscribe.data.schema import canonical_json
 from finscribe.synthetic.export import GenerateConfig, generate_dataset
+from finscribe.synthetic.generator import (
+    SUPPORTED_LOCALES,
+    generate_invoice,
+    random_invoice_spec,
+)
 from finscribe.synthetic.pngwrite import encode_png
-from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice, random_invoice_spec
 
 
 def _folder_bytes(path: Path) -> int:

@@ -40,12 +40,26 @@ def _image(kind: str) -> Image.Image:
 
 
 def _model(size: str, workdir: Path):
-    from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor
-    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
+    from transformers import (
+        PaddleOCRVLConfig,
+        PaddleOCRVLForConditionalGeneration,
+        PaddleOCRVLProcessor,
+    )
+    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
+        PaddleOCRVLImageProcessorPil,
+    )
 
-    from finscribe.training.model import IMAGE_END, IMAGE_START, IMAGE_TOKEN, VIDEO_TOKEN, build_tiny_model, load_model
+    from finscribe.training.model import (
+        IMAGE_END,
+        IMAGE_START,
+        IMAGE_TOKEN,
+        VIDEO_TOKEN,
+        build_tiny_model,
+        default_corpus,
+        load_model,
+    )
 
-    tiny = build_tiny_model(workdir / "tiny")
+    tiny = build_tiny_model(workdir / "tiny", default_corpus())
     model, processor = load_model(tiny, device="cpu", dtype=torch.float32)
     if size == "tiny":
         return model, processor

@@ -7,9 +7,8 @@ The ground truth is a region annotation `{"region", "fields"}` or a full label. 
 split use `finscribe evaluate`. This script only calls `finscribe.eval.document.evaluate_main`.
 """
 
-import sys
-
+from finscribe.cli import run
 from finscribe.eval.document import evaluate_main
 
 if __name__ == "__main__":
-    sys.exit(evaluate_main(sys.argv[1:], prog="evaluate_model.py"))
+    raise SystemExit(run(evaluate_main, prog="evaluate_model.py"))

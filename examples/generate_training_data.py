@@ -5,9 +5,9 @@
 Same flags as `finscribe generate --help`; this script only calls it.
 """
 
-import sys
 
+from finscribe.cli import run
 from finscribe.synthetic.export import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], prog="generate_training_data.py"))
+    raise SystemExit(run(main, prog="generate_training_data.py"))

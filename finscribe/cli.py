@@ -8,7 +8,12 @@ lazily so that `finscribe generate` does not pay for importing torch.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+from collections.abc import Callable
+
+from finscribe import __version__
+from finscribe.errors import FinScribeError
 
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -32,19 +37,46 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: finscribe <command> [options]   (finscribe <command> --help for its options)", "",
-             "FinScribe: fine-tune PaddleOCR-VL into an exact invoice extractor.", "", "commands:"]
+             "FinScribe: fine-tune PaddleOCR-VL into an exact invoice extractor.",
+             "Add --debug to any command to see the traceback of an error.", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(stage: Callable[..., int | None], argv: list[str] | None = None, prog: str = "finscribe") -> int:
+    """Call a stage's `main(argv, prog=...)`; every user error (FinScribeError) ends here as one line
+    on stderr and exit status 2. `--debug` anywhere on the line shows the traceback instead.
+    The scripts (train_finscribe_vl.py, compare_base_vs_finetuned.py, examples/) go through here too."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # transformers imports torchao when installed; on a CPU build torchao logs a warning per CUDA
+    # kernel library it cannot load, and torch a deprecation notice for two torchao enums. Neither
+    # matters to FinScribe; the command line (not the library) keeps them from burying the output.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return int(stage(argv, prog=prog) or 0)
+    except FinScribeError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe") -> int:
+    """`finscribe <command> [options]`: route the subcommand to its stage (see `run`)."""
+    return run(_dispatch, argv, prog)
+
+
+def _dispatch(argv: list[str], prog: str = "finscribe") -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from finscribe import __version__
-
         print(f"finscribe {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -53,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, function_name, _ = COMMANDS[name]
     stage_main = getattr(importlib.import_module(module_name), function_name)
-    return int(stage_main(rest, prog=f"finscribe {name}") or 0)
+    return int(stage_main(rest, prog=f"{prog} {name}") or 0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
+from finscribe.errors import ConfigError
+from finscribe.fileio import write_json_atomic
+
 T = TypeVar("T")
 
 
@@ -25,6 +30,33 @@ def arg(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> An
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def group(help: str = "") -> Any:
+    """A config field holding a shared group of options (a dataclass such as `GenerationArgs`): its
+    fields become flags of the stage as if declared there (`--batch-size`, not `--generation.batch-size`),
+    and the saved config.json nests them under the group's name. Required: groups come first."""
+    return dataclasses.field(metadata={"help": help, "group": True})
+
+
+def _is_group(field: dataclasses.Field, hint: Any) -> bool:
+    return dataclasses.is_dataclass(hint) and isinstance(hint, type)
+
+
+def leaf_fields(config_cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, type hint) of every option of `config_cls`, the fields of its groups flattened in."""
+    hints = typing.get_type_hints(config_cls)
+    leaves: list[tuple[dataclasses.Field, Any]] = []
+    for field in dataclasses.fields(config_cls):
+        if _is_group(field, hints[field.name]):
+            leaves += leaf_fields(hints[field.name])
+        else:
+            leaves.append((field, hints[field.name]))
+    names = [f.name for f, _ in leaves]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise TypeError(f"{config_cls.__name__}: options {clashes} are declared twice (in the stage and a group)")
+    return leaves
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -41,10 +73,9 @@ def build_parser(config_cls: type, prog: str, description: str) -> argparse.Argu
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    hints = typing.get_type_hints(config_cls)
-    for field in dataclasses.fields(config_cls):
+    for field, hint in leaf_fields(config_cls):
         flag = "--" + field.name.replace("_", "-")
-        tp, optional = _unwrap_optional(hints[field.name])
+        tp, optional = _unwrap_optional(hint)
         default = (
             field.default if field.default is not dataclasses.MISSING
             else field.default_factory() if field.default_factory is not dataclasses.MISSING  # type: ignore[misc]
@@ -66,6 +97,7 @@ def build_parser(config_cls: type, prog: str, description: str) -> argparse.Argu
             kwargs.update(choices=choices, type=type(choices[0]))
         else:
             kwargs["type"] = tp
+        kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse formats help with %
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--config", dest="_config_file", metavar="FILE", type=Path, default=None,
                         help="JSON or YAML file with config values; flags given on the command line win")
@@ -78,30 +110,37 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """Read a JSON or YAML config file into a dict; errors name the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SystemExit(f"error: config file {path} not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"config file {path} not found (or not a file)") from None
     try:
-        if Path(path).suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as err:  # yaml and json raise different types; both mean "unparseable"
-        raise SystemExit(f"error: config file {path} could not be parsed: {err}") from None
+        data = yaml.safe_load(text) if Path(path).suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError(f"config file {path} could not be parsed: {err}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"error: config file {path} must hold a mapping of field names to values")
+        raise ConfigError(f"config file {path} must hold a mapping of field names to values")
     return data
 
 
 def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = "config") -> T:
-    """Build a config dataclass, converting JSON values (str → Path, list → tuple) per field type."""
+    """Build a config dataclass, converting JSON values (str → Path, list → tuple) per field type.
+
+    Options of a group may be given flat (as on the command line) or nested under the group's name
+    (as config.json saves them)."""
     hints = typing.get_type_hints(config_cls)
-    names = {f.name for f in dataclasses.fields(config_cls)}
+    values = dict(values)
+    groups = {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if _is_group(f, hints[f.name])}
+    names = {f.name for f, _ in leaf_fields(config_cls)} | set(groups)
     unknown = sorted(set(values) - names)
     if unknown:
-        raise SystemExit(f"error: {source}: unknown option(s) {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{source}: unknown option(s) {unknown}; known: {sorted(names - set(groups))}")
     converted = {}
+    for name, group_cls in groups.items():
+        nested = values.pop(name, None) or {}
+        if not isinstance(nested, dict):
+            raise ConfigError(f"{source}: {name!r} must be a mapping of its options")
+        own = {f.name for f, _ in leaf_fields(group_cls)}
+        nested.update({k: values.pop(k) for k in list(values) if k in own})
+        converted[name] = config_from_dict(group_cls, nested, source)
     for name, value in values.items():
         tp, _ = _unwrap_optional(hints[name])
         if value is not None and tp is Path:
@@ -112,7 +151,7 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
     try:
         return config_cls(**converted)
     except TypeError as err:
-        raise SystemExit(f"error: {source}: {err}") from None
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def parse_config(config_cls: type[T], argv: list[str] | None, prog: str, description: str) -> T:
@@ -130,8 +169,10 @@ def parse_config(config_cls: type[T], argv: list[str] | None, prog: str, descrip
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """JSON-ready dict of a config dataclass (Paths as strings)."""
+    """JSON-ready dict of a config dataclass (Paths as strings, groups as nested dicts)."""
     def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return config_to_dict(value)
         if isinstance(value, Path):
             return str(value)
         if isinstance(value, (list, tuple)):
@@ -145,8 +186,6 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, output_dir: Path, name: str = "config.json") -> Path:
     """Write the config into `output_dir/name` atomically and return the path."""
-    from finscribe.fileio import write_json_atomic
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / name

@@ -2,7 +2,7 @@
 
 Batched greedy decoding of PaddleOCR-VL on crops or pages:
 
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
     from finscribe.inference import predict
     model, processor = load_model("models/tiny")
     [pred] = predict(model, processor, ["crop.png"], "totals_section", max_new_tokens=256)
@@ -26,10 +26,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from finscribe.config import arg
 from finscribe.data.formatters import OutputParseError, parse_output, prompt_for
-from finscribe.training.collate import load_image, render_prompt
+from finscribe.model import load_model
+from finscribe.prompting import load_image, render_prompt
 
 # Repetition guard defaults. A loop is the generated tail being periodic: the last p*r tokens
 # equal themselves shifted by p, for a period p <= REPETITION_WINDOW, with at least MIN_REPEATS
@@ -39,6 +43,29 @@ from finscribe.training.collate import load_image, render_prompt
 REPETITION_WINDOW = 128
 MIN_REPEATS = 3
 MIN_LOOP_TOKENS = 24
+
+
+@dataclass
+class GenerationArgs:
+    """How a stage runs a model: shared by evaluate, compare, mine, serve, benchmark-quant and the
+    quickstart, so that the flags mean the same everywhere and travel as one object."""
+
+    model: str = arg(help="model folder (save_pretrained, training output, LoRA adapter) or hub id")
+    device: str | None = arg(None, "cuda, cpu, cuda:1, ... (default: cuda when available)")
+    dtype: str | None = arg(None, "float32, bfloat16, ... (default: bf16 on capable GPUs, else float32)")
+    batch_size: int = arg(8, "images per generation batch")
+    max_new_tokens: int = arg(512, "hard cap on generated tokens per image")
+    repetition_window: int = arg(REPETITION_WINDOW, "longest loop period (tokens) the repetition guard looks for; 0 = off")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("--batch-size and --max-new-tokens must be >= 1")
+        if self.repetition_window < 0:
+            raise ValueError("--repetition-window must be >= 0")
+
+    def load(self) -> tuple[Any, Any]:
+        """(model, processor) of `model` on `device` in `dtype`."""
+        return load_model(self.model, dtype=self.dtype, device=self.device)
 
 
 @dataclass
@@ -245,7 +272,6 @@ def _image_area(image: Any) -> int:
     """Pixel area (reads only the header of a file) to batch similar sizes together."""
     if hasattr(image, "size"):
         return image.size[0] * image.size[1]
-    from PIL import Image
 
     try:
         with Image.open(image) as opened:
@@ -258,16 +284,13 @@ def predict_records(
     model: Any,
     processor: Any,
     records: Sequence[dict[str, Any]],
+    generation: GenerationArgs,
     *,
-    batch_size: int = 8,
-    max_new_tokens: int = 512,
-    repetition_window: int = REPETITION_WINDOW,
     show_progress: bool = True,
 ) -> list[Prediction]:
     """Predict dataset records (`{"image", "prompt", "region", ...}`), one Prediction per record
     in record order. Records are grouped by (region, prompt) and, inside a group, sorted by image
     area so that a batch pads as little as possible."""
-    from tqdm.auto import tqdm
 
     groups: dict[tuple[str, str], list[int]] = {}
     for i, record in enumerate(records):
@@ -282,8 +305,9 @@ def predict_records(
         for (region, prompt), indices in groups.items():
             indices = sorted(indices, key=lambda i: _image_area(records[i]["image"]))
             preds = predict(model, processor, [records[i]["image"] for i in indices], region,
-                            max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            repetition_window=repetition_window, prompts=[prompt] * len(indices), progress=bar)
+                            max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size,
+                            repetition_window=generation.repetition_window, prompts=[prompt] * len(indices),
+                            progress=bar)
             for i, pred in zip(indices, preds):
                 results[i] = pred
     return results  # type: ignore[return-value]

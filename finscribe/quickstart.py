@@ -31,6 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from finscribe.config import arg, parse_config, save_config
+from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
+from finscribe.data.selection import RecordSelection
+from finscribe.errors import ConfigError
+from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate
+from finscribe.fileio import write_json_atomic
+from finscribe.inference import GenerationArgs
+from finscribe.synthetic.export import generate_dataset
+from finscribe.training.model import build_tiny_model
+from finscribe.training.train import TrainConfig, train
 
 TINY = "tiny"
 logger = logging.getLogger(__name__)
@@ -105,11 +114,6 @@ def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     """Run every step; returns the summary dict (also written to OUTPUT/summary.json)."""
-    from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
-    from finscribe.fileio import write_json_atomic
-    from finscribe.eval.report import compare, evaluate
-    from finscribe.synthetic.export import generate_dataset
-    from finscribe.training.train import TrainConfig, train
 
     out = Path(config.output_dir)
     save_config(config, out, name="quickstart_config.json")
@@ -127,10 +131,9 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         counts = {s: sum(r["split"] == s for r in records) for s in ("train", "val", "test")}
         print(f"{len(records)} records {counts} -> {data}")
         if counts["train"] == 0 or counts["test"] == 0:
-            raise SystemExit(f"error: {data} has {counts} records; raise --num-samples so train and test are non-empty")
+            raise ConfigError(f"{data} has {counts} records; raise --num-samples so train and test are non-empty")
 
     if config.tiny:
-        from finscribe.training.model import build_tiny_model
 
         with _step("init tiny model", timings):
             base = str(build_tiny_model(
@@ -152,18 +155,18 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         )
         model_dir = str(train(train_config))
 
-    common = dict(split="test", regions=tuple(config.regions), batch_size=config.eval_batch_size,
-                  max_new_tokens=config.max_new_tokens, limit=config.eval_limit,
-                  held_out_layouts=tuple(config.held_out_layouts))
+    generation = GenerationArgs(model=model_dir, batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens)
+    selection = RecordSelection(data=data, split="test", regions=tuple(config.regions), limit=config.eval_limit)
+    common = dict(generation=generation, records=selection, held_out_layouts=tuple(config.held_out_layouts))
     with _step("evaluate fine-tuned", timings):
-        report = evaluate(model_dir, data, output_dir=out / "eval", **common)
+        report = evaluate(EvaluateConfig(output_dir=out / "eval", **common))
     # The control that makes the margin honest: the same fine-tuned model on white images of the
     # same sizes scores what it learnt as priors (schema, the usual currency, "0.00" discounts);
     # only the accuracy above this line comes from reading the document.
     with _step("control: fine-tuned on blank images", timings):
-        blank = evaluate(model_dir, data, output_dir=out / "eval_blank_images", blank_images=True, **common)
+        blank = evaluate(EvaluateConfig(output_dir=out / "eval_blank_images", blank_images=True, **common))
     with _step("compare base vs fine-tuned", timings):
-        result = compare(base, model_dir, data, output_dir=out / "compare", **common)
+        result = compare(CompareConfig(base=base, output_dir=out / "compare", blank_images=False, **common))
 
     timings["total"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, report, blank, out, model_dir, timings)
@@ -176,7 +179,6 @@ def _tiny_extras() -> dict[str, Any]:
     """Options of `build_tiny_model` that only newer versions have (digit-by-digit tokenizer)."""
     import inspect
 
-    from finscribe.training.model import build_tiny_model
 
     return {"split_digits": True} if "split_digits" in inspect.signature(build_tiny_model).parameters else {}
 

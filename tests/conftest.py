@@ -19,15 +19,15 @@ def pytest_configure(config):
 def tiny_model_dir(tmp_path_factory):
     """Path of a tiny real PaddleOCR-VL (model + processor + chat template), loadable with
     `finscribe.training.model.load_model(path)`. Read-only: tests that modify it copy it first."""
-    from finscribe.training.model import build_tiny_model
+    from finscribe.training.model import build_tiny_model, default_corpus
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", default_corpus(), seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     """`(model, processor)` of the tiny model on CPU, float32. Shared: do not train it in place."""
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
 
     return load_model(tiny_model_dir, device="cpu", dtype="float32")
 

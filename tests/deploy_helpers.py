@@ -59,13 +59,13 @@ def cached_overfit_model(request: Any, tmp_path_factory: Any) -> Path:
     Training takes ~1 min on an idle 2-core CPU (several under load), so it is not repeated
     for every module or session; delete `.pytest_cache` to rebuild it.
     """
-    from finscribe.training.model import build_tiny_model
+    from finscribe.training.model import build_tiny_model, default_corpus
 
     cache = getattr(request.config, "cache", None)
     root = cache.mkdir(OVERFIT_CACHE_KEY) if cache is not None else tmp_path_factory.mktemp("overfit")
     model_dir = Path(root) / "model"
     if not (model_dir / "config.json").is_file():
-        base = build_tiny_model(Path(root) / "base", seed=0)
+        base = build_tiny_model(Path(root) / "base", default_corpus(), seed=0)
         tmp = Path(root) / "model.tmp"
         overfit_tiny_model(base, tmp, region_records(invoice_pages(4)))
         tmp.rename(model_dir)
@@ -75,8 +75,8 @@ def cached_overfit_model(request: Any, tmp_path_factory: Any) -> Path:
 def overfit_tiny_model(base_dir: Path, output_dir: Path, records: list[dict[str, Any]], steps: int = 100,
                        lr: float = 3e-3, seed: int = 0) -> Path:
     """Train a copy of the tiny model at `base_dir` on `records` (full batch) and save it."""
+    from finscribe.model import load_model
     from finscribe.training.collate import CompletionCollator
-    from finscribe.training.model import load_model
 
     model, processor = load_model(base_dir, device="cpu", dtype="float32")
     batch = CompletionCollator(processor)(records)
@@ -136,11 +136,11 @@ if __name__ == "__main__":
     # python tests/deploy_helpers.py OUT_DIR: the overfit tiny model benchmarks/quantization.py uses.
     import sys
 
-    from finscribe.training.model import build_tiny_model
+    from finscribe.training.model import build_tiny_model, default_corpus
 
     out = Path(sys.argv[1])
     records = region_records(invoice_pages(4))
     write_crop_folder(records, out.with_name(out.name + "-data"))
     if "--data-only" not in sys.argv:
-        overfit_tiny_model(build_tiny_model(out.with_name(out.name + "-base"), seed=0), out, records)
+        overfit_tiny_model(build_tiny_model(out.with_name(out.name + "-base"), default_corpus(), seed=0), out, records)
     print(f"wrote {out} and {out.name}-data")

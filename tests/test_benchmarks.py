@@ -27,8 +27,8 @@ def test_digit_accuracy_right_aligns_answers(probe):
 
 
 def test_rendered_strip_matches_its_target(probe):
-    from PIL import ImageFont
     import matplotlib
+    from PIL import ImageFont
 
     font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), 20)
     sample = probe["render_amount"](random.Random(3), font, 6, 20)

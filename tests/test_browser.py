@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from deploy_helpers import RunningServer, cached_overfit_model, invoice_pages
 
 CHROMIUM = "/usr/bin/chromium"

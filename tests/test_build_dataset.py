@@ -214,9 +214,9 @@ def test_cli_writes_jsonl_config_and_invalid_list(crops_and_annotations, tmp_pat
     _png(crops / "orphan.png")
     output = tmp_path / "out" / "training_dataset.jsonl"
     args = ["--crops-dir", str(crops), "--annotations-dir", str(annotations), "--output", str(output)]
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(DatasetBuildError) as info:
         main(args)
-    assert "orphan.png" in str(info.value.code) and not output.exists()
+    assert "orphan.png" in str(info.value) and not output.exists()
 
     assert cli_main(["build-dataset", *args, "--skip-invalid"]) == 0
     lines = output.read_text(encoding="utf-8").splitlines()

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from finscribe.training.collate import IGNORE_INDEX, CompletionCollator, render_prompt
+from finscribe.prompting import render_prompt
+from finscribe.training.collate import IGNORE_INDEX, CompletionCollator
 from finscribe.training.model import build_tiny_model, load_model
 
 

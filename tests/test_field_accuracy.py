@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 
 from finscribe.data.schema import Invoice, LineItem, Party
-from finscribe.eval.field_accuracy import aggregate, field_accuracy, field_f1, tree_edit_accuracy
+from finscribe.eval.field_accuracy import (
+    aggregate,
+    field_accuracy,
+    field_f1,
+    tree_edit_accuracy,
+)
 
 TOTALS = {"subtotal": "1234.50", "discount": "0.00", "tax_rate": "19", "tax_amount": "234.56",
           "total": "1469.06", "currency": "EUR"}

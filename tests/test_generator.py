@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 
 from finscribe.data.schema import CURRENCIES, Invoice, format_money
 from finscribe.synthetic import locales as L
-from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice, random_invoice_spec
+from finscribe.synthetic.generator import (
+    SUPPORTED_LOCALES,
+    generate_invoice,
+    random_invoice_spec,
+)
 
 
 def _round(amount: Decimal, currency: str) -> Decimal:

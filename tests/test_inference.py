@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from finscribe.inference import Prediction, find_loop, predict, predict_records
+from finscribe.inference import GenerationArgs, Prediction, find_loop, predict, predict_records
 
 
 def _image(width: int, height: int, text: str) -> Image.Image:
@@ -25,7 +25,7 @@ def chaotic_model(tiny_model_dir):
     """A private copy of the tiny model with large random weights: its greedy output varies from
     token to token and from image to image (an untrained model with the default init repeats one
     token, which would make padding bugs invisible)."""
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
 
     model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
     generator = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def looping_model(tiny_model_dir):
     digit tokens get large one-hot embeddings (they dominate the residual stream) and an untied
     lm_head maps the direction of '1' to '2', '2' to '3', '3' to '1', with a bias that starts the
     cycle at '1'."""
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
 
     model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
     ids = [processor.tokenizer.convert_tokens_to_ids(c) for c in "123"]
@@ -126,7 +126,8 @@ def test_predict_records_keeps_record_order(tiny_model):
         {"image": SMALL, "region": "invoice_meta", "prompt": "Invoice details to JSON:"},
         {"image": SMALL, "region": "totals_section", "prompt": "Totals to JSON:"},
     ]
-    preds = predict_records(model, processor, records, batch_size=2, max_new_tokens=4, show_progress=False)
+    preds = predict_records(model, processor, records, GenerationArgs(model="tiny", batch_size=2, max_new_tokens=4),
+                            show_progress=False)
     assert len(preds) == 3
     assert preds[0].prompt_tokens > preds[2].prompt_tokens  # BIG's prediction is at BIG's index
 

@@ -7,12 +7,14 @@ import re
 
 import pytest
 import torch
+from conftest import write_records
 from safetensors.torch import load_file
 
-from conftest import write_records
+from finscribe.errors import ConfigError
+from finscribe.model import load_model
 from finscribe.training.collate import CompletionCollator
-from finscribe.training.lora import LORA_PRESETS, apply_lora, main as export_main, merge_and_export
-from finscribe.training.model import load_model
+from finscribe.training.lora import LORA_PRESETS, apply_lora, merge_and_export
+from finscribe.training.lora import main as export_main
 from finscribe.training.train import TrainConfig, train
 
 
@@ -88,7 +90,7 @@ def test_export_cli(lora_run, tmp_path, capsys):
     assert export_main(["--model", str(out), "--output", str(tmp_path / "m"), "--merge"]) == 0
     assert "exported merged model" in capsys.readouterr().out
     assert json.loads((tmp_path / "m" / "export_config.json").read_text())["merge"] is True
-    with pytest.raises(SystemExit, match="needs --merge"):
+    with pytest.raises(ConfigError, match="needs --merge"):
         export_main(["--model", str(out), "--output", str(tmp_path / "n"), "--no-merge"])
 
 

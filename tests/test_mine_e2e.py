@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from finscribe.cli import main as cli_main
-from finscribe.mining.error_logger import LOG_NAME, read_error_log
-from finscribe.mining.mine import MinedSample, select_records, summarize
+from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
+from finscribe.data.selection import select_records
+from finscribe.inference import GenerationArgs
 from finscribe.mining.error_classifier import ErrorType
+from finscribe.mining.error_logger import LOG_NAME, read_error_log
+from finscribe.mining.mine import MinedSample, summarize
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def test_mine_cli_logs_every_wrong_output_and_writes_a_summary(tiny_model_dir, m
     assert sum(sum(c.values()) for c in summary["by_region"].values()) == 4
     assert (error_dir / "summary.png").stat().st_size > 1000
     assert "4 of 4 outputs wrong" in (error_dir / "summary.md").read_text()
-    assert json.loads((error_dir / "mine_config.json").read_text())["max_new_tokens"] == 6
+    assert json.loads((error_dir / "mine_config.json").read_text())["generation"]["max_new_tokens"] == 6
     assert len((error_dir / LOG_NAME).read_text().splitlines()) == 4
     records = read_error_log(error_dir)
     assert len(records) == 4 and {r["count"] for r in records} == {1}
@@ -46,14 +50,17 @@ def test_mine_cli_logs_every_wrong_output_and_writes_a_summary(tiny_model_dir, m
     assert json.loads((error_dir / "summary.json").read_text())["log_records"] == 4
 
 
-def test_mine_cli_rejects_bad_input_clearly(tiny_model_dir, manifest, tmp_path):
+def test_mine_cli_rejects_bad_input_clearly(tiny_model_dir, manifest, tmp_path, capsys):
     base = ["mine", "--model", str(tiny_model_dir), "--error-dir", str(tmp_path / "hard")]
-    with pytest.raises(SystemExit, match="no record of split 'nope'"):
-        cli_main(base + ["--data", str(manifest), "--split", "nope"])
-    with pytest.raises(SystemExit, match=r"region\(s\) \['page'\]"):
-        cli_main(base + ["--data", str(manifest), "--split", "all", "--regions", "page"])
-    with pytest.raises(SystemExit, match="missing.jsonl: not found"):
-        cli_main(base + ["--data", str(tmp_path / "missing.jsonl")])
+    totals_only = tmp_path / "totals.jsonl"
+    write_jsonl_atomic(totals_only, build_dataset_from_manifest(manifest, regions=["totals_section"]).to_list())
+    for extra, message in ((["--data", str(manifest), "--split", "nope"], "no record of split 'nope'"),
+                           (["--data", str(totals_only), "--split", "all", "--regions", "page"], r"region\(s\) \['page'\]"),
+                           (["--data", str(tmp_path / "missing.jsonl")], "missing.jsonl: not found")):
+        assert cli_main(base + extra) == 2
+        err = capsys.readouterr().err
+        last = err.rstrip().split("\n")[-1].split("\r")[-1]  # progress bars may precede it on stderr
+        assert re.search(message, last) and last.startswith("error: ") and "Traceback" not in err
 
 
 def test_summarize_counts_primary_and_field_level_errors():
@@ -72,7 +79,7 @@ def test_summarize_counts_primary_and_field_level_errors():
     assert summary["field_errors_by_type"] == {"ARITHMETIC_INCONSISTENT": 2, "DATE_MISMATCH": 1, "TEXT_MISMATCH": 1}
     records = [{"split": "train", "region": "totals_section", "prompt": "Totals to JSON:"},
                {"split": "test", "region": "totals_section", "prompt": "OCR:"}]
-    assert select_records(records, "all", (), "x") == records[:1]  # OCR records have no JSON target
+    assert select_records(records, "all", (), "x", skip_ocr=True) == records[:1]  # OCR records have no JSON target
 
 
 STEPS = 100  # optimizer steps of each training run in the slow test
@@ -82,10 +89,11 @@ def _wrong_fields(model_dir, records):
     """(wrong outputs, wrong fields) of a model on records; unparseable output = all fields wrong."""
     from finscribe.eval.field_accuracy import field_accuracy
     from finscribe.mining.mine import classify_records
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
 
     model, processor = load_model(model_dir, device="cpu", dtype="float32")
-    results = classify_records(model, processor, records, batch_size=8, max_new_tokens=64, show_progress=False)
+    results = classify_records(model, processor, records, GenerationArgs(model="tiny", max_new_tokens=64),
+                               show_progress=False)
     fields = 0
     for r in results:
         score = field_accuracy(r.pred, json.loads(r.record["target"]))

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from finscribe.training.model import (
-    DEFAULT_MODEL_ID, IMAGE_TOKEN, ModelNotAvailableError, build_tiny_model, load_model, main,
+    DEFAULT_MODEL_ID,
+    IMAGE_TOKEN,
+    ModelNotAvailableError,
+    build_tiny_model,
+    load_model,
+    main,
 )
 
 
@@ -56,7 +61,7 @@ def test_unreachable_hub_id_gives_clear_error(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelNotAvailableError, match="can't be downloaded here.*--model models/tiny"):
+    with pytest.raises(ModelNotAvailableError, match="no access to the Hugging Face Hub.*init-tiny-model"):
         load_model("finscribe-test/no-such-model", device="cpu")
     assert DEFAULT_MODEL_ID == "PaddlePaddle/PaddleOCR-VL"
 

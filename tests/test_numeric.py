@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from finscribe.eval.numeric import numeric_accuracy, parse_amount, parse_date, parse_decimal, values_equal
+from finscribe.eval.field_accuracy import numeric_accuracy
+from finscribe.eval.numeric import parse_amount, parse_date, parse_decimal, values_equal
 
 
 @pytest.mark.parametrize(

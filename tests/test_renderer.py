@@ -17,8 +17,17 @@ import pypdfium2 as pdfium
 import pytest
 
 from finscribe.data.schema import REGIONS, Invoice, LineItem, Party, round_money
-from finscribe.synthetic.fonts import FONT_FAMILIES, GlyphCoverageError, get_family, load_font
-from finscribe.synthetic.locale_format import format_amount, format_date, format_quantity
+from finscribe.synthetic.fonts import (
+    FONT_FAMILIES,
+    GlyphCoverageError,
+    get_family,
+    load_font,
+)
+from finscribe.synthetic.locale_format import (
+    format_amount,
+    format_date,
+    format_quantity,
+)
 from finscribe.synthetic.renderer import LAYOUTS, PAGE_SIZES, render_invoice, render_pdf
 
 DESCRIPTIONS = ("Consulting services", "Software licence (annual)", "Printer toner cartridge",

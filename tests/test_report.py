@@ -12,12 +12,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from finscribe.data.build_dataset import write_jsonl_atomic
+from finscribe.data.build_dataset import DatasetBuildError, write_jsonl_atomic
 from finscribe.data.formatters import prompt_for, serialize_target
+from finscribe.data.selection import RecordSelection, load_selection
 from finscribe.eval.bootstrap import bootstrap_ci, paired_bootstrap
-from finscribe.eval.report import EvaluationError, compare, evaluate, load_eval_records, main
+from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate, main
 from finscribe.eval.scoring import METRICS, metric_value, score_record
-from finscribe.inference import Prediction
+from finscribe.inference import GenerationArgs, Prediction
+from finscribe.model import ModelNotAvailableError
 
 REPO = Path(__file__).resolve().parents[1]
 TOTALS = {"subtotal": "100.00", "discount": "0.00", "tax_rate": "19", "tax_amount": "19.00", "total": "119.00",
@@ -59,7 +61,7 @@ def manifest(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def other_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A second real model: the tiny model with large random weights (different outputs)."""
-    from finscribe.training.model import load_model
+    from finscribe.model import load_model
 
     model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
     generator = torch.Generator().manual_seed(1)
@@ -73,14 +75,18 @@ def other_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
+def _generation(model) -> GenerationArgs:
+    return GenerationArgs(model=str(model), batch_size=4, max_new_tokens=12)
+
+
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_evaluate_end_to_end(tiny_model_dir, manifest, tmp_path):
     out = tmp_path / "eval"
-    report = evaluate(str(tiny_model_dir), manifest, split="test", regions=REGIONS, output_dir=out, batch_size=4,
-                      max_new_tokens=12, resamples=200, show_progress=False)
+    report = evaluate(EvaluateConfig(generation=_generation(tiny_model_dir), records=RecordSelection(manifest, "test", REGIONS),
+                                     output_dir=out, resamples=200), show_progress=False)
     for name in ("predictions.jsonl", "report.json", "report.md", "config.json"):
         assert (out / name).is_file(), name
     for name in ("field_accuracy.png", "error_breakdown.png"):
@@ -120,10 +126,12 @@ def test_blank_image_control_feeds_white_images_and_scores_real_labels(other_mod
         with Image.open(crop) as image:
             size = image.size
         Image.new("RGB", size, "white").save(crop)
-    kwargs = dict(split="test", regions=REGIONS, batch_size=4, max_new_tokens=12, resamples=50, show_progress=False)
-    control = evaluate(str(other_model_dir), manifest, output_dir=tmp_path / "blank", blank_images=True, **kwargs)
-    evaluate(str(other_model_dir), white_root / "training_manifest.json", output_dir=tmp_path / "white_eval", **kwargs)
-    evaluate(str(other_model_dir), manifest, output_dir=tmp_path / "real", **kwargs)
+    def run(data, out, blank=False):
+        return evaluate(EvaluateConfig(generation=_generation(other_model_dir), records=RecordSelection(data, "test", REGIONS),
+                                       output_dir=out, resamples=50, blank_images=blank), show_progress=False)
+    control = run(manifest, tmp_path / "blank", blank=True)
+    run(white_root / "training_manifest.json", tmp_path / "white_eval")
+    run(manifest, tmp_path / "real")
     blank_rows, white_rows = _rows(tmp_path / "blank" / "predictions.jsonl"), _rows(tmp_path / "white_eval" / "predictions.jsonl")
     real_rows = _rows(tmp_path / "real" / "predictions.jsonl")
     assert [r["raw_text"] for r in blank_rows] == [r["raw_text"] for r in white_rows]
@@ -135,12 +143,13 @@ def test_blank_image_control_feeds_white_images_and_scores_real_labels(other_mod
 
 
 def test_compare_end_to_end(tiny_model_dir, other_model_dir, manifest, tmp_path):
-    records = load_eval_records(manifest, "test", REGIONS)
+    records = load_selection(RecordSelection(manifest, "test", REGIONS))
     data = tmp_path / "records.jsonl"
     write_jsonl_atomic(data, records)
     out = tmp_path / "compare"
-    result = compare(str(tiny_model_dir), str(other_model_dir), data, output_dir=out, batch_size=4,
-                     max_new_tokens=12, resamples=300, held_out_layouts=("minimal",), show_progress=False)
+    result = compare(CompareConfig(generation=_generation(other_model_dir), records=RecordSelection(data, "test"),
+                                   base=str(tiny_model_dir), output_dir=out, resamples=300, held_out_layouts=("minimal",)),
+                     show_progress=False)
     for name in ("comparison.json", "comparison.md", "base_predictions.jsonl", "model_predictions.jsonl", "config.json"):
         assert (out / name).is_file(), name
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
@@ -217,11 +226,11 @@ def test_bootstrap_intervals():
 
 
 def test_clear_errors(tiny_model_dir, manifest, tmp_path):
-    with pytest.raises(SystemExit, match="not found"):
+    with pytest.raises(DatasetBuildError, match="not found"):
         main(["--model", str(tiny_model_dir), "--data", str(tmp_path / "missing.json")])
-    with pytest.raises(EvaluationError, match="no records for split 'val'"):
-        load_eval_records(manifest, "val", REGIONS)
-    with pytest.raises(SystemExit, match="could not load model"):
+    with pytest.raises(DatasetBuildError, match="no record of split 'val'"):
+        load_selection(RecordSelection(manifest, "val", REGIONS))
+    with pytest.raises(ModelNotAvailableError, match="not found"):
         main(["--model", str(tmp_path / "no_model"), "--data", str(manifest), "--regions", *REGIONS,
               "--output-dir", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "report.json").exists()
@@ -233,7 +242,7 @@ def _run_script(monkeypatch, script: str, *args: str) -> None:
     runpy.run_path(str(REPO / script), run_name="__main__")
 
 
-def test_single_document_scripts(tiny_model_dir, manifest, tmp_path, monkeypatch):
+def test_single_document_scripts(tiny_model_dir, manifest, tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 
     root = manifest.parent
@@ -248,13 +257,16 @@ def test_single_document_scripts(tiny_model_dir, manifest, tmp_path, monkeypatch
     assert set(result["metrics"]) == {k for k, _ in METRICS} and len(result["per_field"]) == 6
     # the default base is the hub id: offline it must fail with the fix in the message, not a traceback
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast, no retries
-    with pytest.raises(SystemExit, match="--base PATH"):
+    with pytest.raises(SystemExit) as done:
         _run_script(monkeypatch, "compare_base_vs_finetuned.py", "--image", str(image), "--model", str(tiny_model_dir),
                     "--output", str(tmp_path / "comparison.json"), "--device", "cpu")
+    assert done.value.code == 2 and "error: --base" in capsys.readouterr().err
     assert not (tmp_path / "comparison.json").exists()
-    with pytest.raises(SystemExit, match="annotation is for region 'totals_section', not 'line_items_table'"):
+    with pytest.raises(SystemExit) as done:
         _run_script(monkeypatch, "examples/evaluate_model.py", "--image", str(image), "--ground-truth", str(truth),
                     "--model", str(tiny_model_dir), "--region", "line_items_table")
+    assert done.value.code == 2
+    assert "annotation is for region 'totals_section', not 'line_items_table'" in capsys.readouterr().err
 
 
 def test_compare_script_one_document(tiny_model_dir, other_model_dir, manifest, tmp_path, monkeypatch):

@@ -6,7 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from finscribe.data.formatters import OutputParseError, parse_output, prompt_for, serialize_target
+from finscribe.data.formatters import (
+    OutputParseError,
+    parse_output,
+    prompt_for,
+    serialize_target,
+)
 from finscribe.data.schema import (
     REGIONS,
     Invoice,

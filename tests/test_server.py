@@ -12,13 +12,13 @@ import time
 
 import httpx
 import pytest
-from PIL import Image
-
 from deploy_helpers import RunningServer
+from PIL import Image
+from test_uploads import image_bytes, pdf_bytes, png_header_only
+
 from finscribe.deploy.server import create_app
 from finscribe.deploy.service import PaddleOCRVLService
 from finscribe.deploy.uploads import UploadLimits
-from test_uploads import image_bytes, pdf_bytes, png_header_only
 
 LIMITS = UploadLimits(max_upload_bytes=300_000, max_pages=2, max_pixels=2_000_000, pdf_dpi=72)
 

@@ -6,7 +6,12 @@ import pytest
 from PIL import Image
 
 from finscribe.deploy.quantize import quantize_model
-from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, clamp_box, split_page
+from finscribe.deploy.service import (
+    PaddleOCRVLService,
+    RegionBoxError,
+    clamp_box,
+    split_page,
+)
 
 
 @pytest.fixture(scope="module")

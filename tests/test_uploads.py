@@ -9,7 +9,13 @@ import zlib
 import pytest
 from PIL import Image
 
-from finscribe.deploy.uploads import UploadError, UploadLimits, decode_upload, parse_boxes, sniff_kind
+from finscribe.deploy.uploads import (
+    UploadError,
+    UploadLimits,
+    decode_upload,
+    parse_boxes,
+    sniff_kind,
+)
 
 LIMITS = UploadLimits(max_upload_bytes=2_000_000, max_pages=3, max_pixels=4_000_000, pdf_dpi=72)
 

@@ -40,7 +40,14 @@ from tqdm import tqdm
 
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
-from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation, validate_region_fields
+from finscribe.data.schema import (
+    REGIONS,
+    SchemaError,
+    read_label,
+    read_region_annotation,
+    validate_region_fields,
+)
+from finscribe.errors import FinScribeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 MIN_SIDE = 28  # the processor's patch size; smaller images cannot be encoded
@@ -49,7 +56,7 @@ RECORD_KEYS = ("image", "prompt", "target", "region", "split", "source_id", "lay
 UNKNOWN_LAYOUT = "unknown"  # layout of user-supplied crops
 
 
-class DatasetBuildError(ValueError):
+class DatasetBuildError(FinScribeError, ValueError):
     """Some inputs are invalid; `.problems` lists every one of them."""
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
@@ -328,16 +335,13 @@ def _summary(records: list[dict]) -> str:
 def main(argv: list[str] | None = None, prog: str = "finscribe build-dataset") -> int:
     config = parse_config(BuildDatasetConfig, argv, prog, __doc__.split("\n\n")[0])
     limits = {"skip_invalid": config.skip_invalid, "min_side": config.min_side, "max_pixels": config.max_pixels}
-    try:
-        if config.manifest is not None:
-            records, problems = collect_from_manifest(
-                config.manifest, regions=config.regions or None, include_pages=config.include_pages,
-                splits=config.splits or None, **limits,
-            )
-        else:
-            records, problems = collect_from_dirs(config.crops_dir, config.annotations_dir, split=config.split, **limits)
-    except DatasetBuildError as err:
-        raise SystemExit(f"error: {err}") from None
+    if config.manifest is not None:
+        records, problems = collect_from_manifest(
+            config.manifest, regions=config.regions or None, include_pages=config.include_pages,
+            splits=config.splits or None, **limits,
+        )
+    else:
+        records, problems = collect_from_dirs(config.crops_dir, config.annotations_dir, split=config.split, **limits)
     output = Path(config.output)
     write_jsonl_atomic(output, records)
     save_config(config, output.parent, name=output.with_suffix(".config.json").name)
@@ -354,4 +358,6 @@ def main(argv: list[str] | None = None, prog: str = "finscribe build-dataset") -
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from finscribe.cli import run
+
+    raise SystemExit(run(main, prog="python -m finscribe.data.build_dataset"))

@@ -2,7 +2,7 @@
 
 Training, evaluation, mining and serving all take their prompts from here, so a model is always
 asked the same question it was trained on. The prompt text is only the user's instruction: it is
-wrapped into the checkpoint's own chat template by `finscribe.training.collate.render_prompt`.
+wrapped into the checkpoint's own chat template by `finscribe.prompting.render_prompt`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from finscribe.data.schema import REGIONS, canonical_json
+from finscribe.errors import FinScribeError
 
 PAGE = "page"  # the "region" name used for whole-page extraction
 
@@ -28,7 +29,7 @@ REGION_PROMPTS: dict[str, str] = {
 OCR_PROMPT = "OCR:"
 
 
-class OutputParseError(ValueError):
+class OutputParseError(FinScribeError, ValueError):
     """The model's text is not a JSON object. The message says where parsing failed."""
 
 

@@ -18,8 +18,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from finscribe.errors import FinScribeError
 
-class SchemaError(ValueError):
+
+class SchemaError(FinScribeError, ValueError):
     """Input that violates the data contract; the message names the file/field and the fix."""
 
 

@@ -24,14 +24,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
+from transformers import (
+    AutoProcessor,
+    PaddleOCRVLConfig,
+    PaddleOCRVLForConditionalGeneration,
+)
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
 from finscribe.data.schema import read_region_annotation
+from finscribe.deploy.quantize import (
+    _dynamic_backend,
+    apply_quantization,
+    linear_module_names,
+    load_float_model,
+    load_quantized_model,
+    resolve_method,
+    weight_bytes,
+)
+from finscribe.errors import ConfigError
+from finscribe.eval.field_accuracy import field_accuracy
 from finscribe.fileio import write_json_atomic
+from finscribe.inference import predict
 
 
 def _full_size_model(processor: Any) -> Any:
-    from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration
 
     tok = processor.tokenizer
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
@@ -51,17 +68,11 @@ def _full_size_model(processor: Any) -> Any:
 
 def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]]) -> dict[str, Any]:
     """Runs in a fresh process: load one variant, time it, score it."""
-    from PIL import Image
 
-    from finscribe.deploy.quantize import (apply_quantization, linear_module_names, load_float_model,
-                                           load_quantized_model, resolve_method, weight_bytes, _dynamic_backend)
-    from finscribe.eval.field_accuracy import field_accuracy
-    from finscribe.inference import predict
 
     torch.set_num_threads(cfg["threads"]) if cfg["threads"] else None
     start = time.perf_counter()
     if cfg["full_size_random"]:
-        from transformers import AutoProcessor
 
         processor = AutoProcessor.from_pretrained(cfg["model"])
         model = _full_size_model(processor)
@@ -109,21 +120,21 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
 
 def _items(data: Path | None, limit: int, full_size: bool) -> list[tuple[str, str, str]]:
     if data is None:
-        raise SystemExit("error: --data is required (a folder with crops/ and annotations/)")
+        raise ConfigError("--data is required (a folder with crops/ and annotations/)")
     annotations = sorted((data / "annotations").glob("*.json"))[:limit]
     if not annotations:
-        raise SystemExit(f"error: {data}/annotations holds no .json files; pass a folder written by `finscribe generate`")
+        raise ConfigError(f"{data}/annotations holds no .json files; pass a folder written by `finscribe generate`")
     items = []
     for annotation in annotations:
         crop = data / "crops" / f"{annotation.stem}.png"
         if not crop.is_file():
-            raise SystemExit(f"error: {annotation} has no crop {crop}")
+            raise ConfigError(f"{annotation} has no crop {crop}; re-export the crop or remove the annotation")
         region, _ = read_region_annotation(annotation)
         items.append((str(crop), region, str(annotation)))
     return items
 
 
-def benchmark_quantization(cfg: "QuantBenchmarkConfig") -> dict[str, Any]:
+def benchmark_quantization(cfg: QuantBenchmarkConfig) -> dict[str, Any]:
     """Run float and INT8 in fresh processes; write quantization.json/.md into cfg.output."""
     items = _items(cfg.data, cfg.limit, cfg.full_size_random)
     raw = config_to_dict(cfg)

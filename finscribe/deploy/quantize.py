@@ -30,16 +30,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from transformers import (
+    AutoProcessor,
+    GenerationConfig,
+    PaddleOCRVLConfig,
+    PaddleOCRVLForConditionalGeneration,
+)
+from transformers.initialization import no_init_weights
 
 from finscribe.config import arg, parse_config, save_config
+from finscribe.errors import FinScribeError
 from finscribe.fileio import atomic_directory, write_json_atomic
+from finscribe.model import load_model
 
 METHODS = ("auto", "int8_dynamic", "int8_weight_only")
 STATE_FILE = "quantized_state.pt"
 META_FILE = "quantization.json"
 
 
-class QuantizationError(ValueError):
+class QuantizationError(FinScribeError, ValueError):
     """A model folder that cannot be quantized or a quantized folder that cannot be loaded."""
 
 
@@ -80,8 +89,15 @@ def apply_quantization(model: torch.nn.Module, method: str, modules: list[str], 
             spec = {name: torch.ao.quantization.per_channel_dynamic_qconfig for name in modules}
             torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
         return model
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
-
+    # torchao is the optional [quant] extra: imported only when a torchao method is asked for.
+    try:
+        from torchao.quantization import (
+            Int8DynamicActivationInt8WeightConfig,
+            Int8WeightOnlyConfig,
+            quantize_,
+        )
+    except ImportError:
+        raise QuantizationError(f"method {method} needs torchao: pip install 'finscribe[quant]'") from None
     config = Int8WeightOnlyConfig() if method == "int8_weight_only" else Int8DynamicActivationInt8WeightConfig()
     quantize_(model, config, filter_fn=lambda module, name: name in wanted)
     return model
@@ -127,7 +143,6 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def load_float_model(model_path: str | Path, device: str = "cpu") -> tuple[Any, Any]:
     """Load a model folder (merging a LoRA adapter into its base first) in float32 on `device`."""
-    from finscribe.training.model import load_model
 
     model, processor = load_model(model_path, dtype=torch.float32, device=device)
     if hasattr(model, "merge_and_unload"):  # a PeftModel from an adapter folder
@@ -172,8 +187,6 @@ def is_quantized_folder(path: str | Path) -> bool:
 
 def load_quantized_model(path: str | Path, device: str | None = None) -> tuple[Any, Any]:
     """Load a folder written by `quantize_model` → (model, processor), ready for `inference.predict`."""
-    from transformers import AutoProcessor, GenerationConfig, PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration
-    from transformers.initialization import no_init_weights
 
     path = Path(path)
     if not is_quantized_folder(path):
@@ -214,13 +227,8 @@ class QuantizeConfig:
 def main(argv: list[str] | None = None, prog: str = "finscribe quantize") -> int:
     """`finscribe quantize --model M --output OUT [--method auto]`."""
     config = parse_config(QuantizeConfig, argv, prog, "INT8-quantize a PaddleOCR-VL model for serving.")
-    from finscribe.training.model import ModelNotAvailableError
-
-    try:
-        out = quantize_model(config.model, config.output, config.method,
-                             include_lm_head=config.include_lm_head, device=config.device)
-    except (QuantizationError, ModelNotAvailableError) as err:
-        raise SystemExit(f"error: {err}") from None
+    out = quantize_model(config.model, config.output, config.method,
+                         include_lm_head=config.include_lm_head, device=config.device)
     save_config(config, out, name="quantize_config.json")
     meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
     before, after = meta["weight_bytes_float"], meta["weight_bytes_quantized"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +33,12 @@ from fastapi.staticfiles import StaticFiles
 
 from finscribe.config import arg, parse_config
 from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, clamp_box
-from finscribe.deploy.uploads import UploadError, UploadLimits, decode_upload, parse_boxes
+from finscribe.deploy.uploads import (
+    UploadError,
+    UploadLimits,
+    decode_upload,
+    parse_boxes,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 EXTRACT_PATH = "/v1/extract"
@@ -175,7 +181,7 @@ def create_app(service: Any, limits: UploadLimits, *, batch_size: int | None = N
         return model_info
 
     @app.post(EXTRACT_PATH)
-    async def extract(file: UploadFile = File(..., description="PNG, JPEG, TIFF or PDF"),
+    async def extract(file: UploadFile = File(..., description="PNG, JPEG, TIFF or PDF"),  # noqa: B008  (FastAPI declares request parameters as defaults)
                       boxes: str | None = Form(None, description='JSON {"region": [x0,y0,x1,y1]} or a list per page'),
                       return_images: bool = Form(False, description="include each page as a JPEG data URL")
                       ) -> dict[str, Any]:
@@ -234,16 +240,9 @@ class ServeConfig:
 def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:
     """`finscribe serve --model PATH [--host 127.0.0.1 --port 8000]`."""
     config = parse_config(ServeConfig, argv, prog, "Serve invoice extraction over HTTP with a web page at /.")
-    import uvicorn
 
-    from finscribe.deploy.quantize import QuantizationError
-    from finscribe.training.model import ModelNotAvailableError
-
-    try:
-        service = PaddleOCRVLService(config.model, quantized=config.quantized, max_new_tokens=config.max_new_tokens,
-                                     batch_size=config.batch_size, device=config.device)
-    except (QuantizationError, ModelNotAvailableError) as err:
-        raise SystemExit(f"error: {err}") from None
+    service = PaddleOCRVLService(config.model, quantized=config.quantized, max_new_tokens=config.max_new_tokens,
+                                 batch_size=config.batch_size, device=config.device)
     app = create_app(service, config.limits(), batch_size=config.batch_size, max_queue=config.max_queue)
     print(f"serving {config.model} on http://{config.host}:{config.port}/ (API docs at /docs)")
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)

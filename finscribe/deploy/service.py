@@ -13,6 +13,7 @@ outputs evaluation measured.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,22 @@ from PIL import Image
 
 from finscribe.data.formatters import PAGE
 from finscribe.data.schema import REGIONS
+from finscribe.deploy.quantize import (
+    META_FILE,
+    QuantizationError,
+    count_parameters,
+    is_quantized_folder,
+    load_quantized_model,
+)
+from finscribe.errors import FinScribeError
+from finscribe.eval.validation import validate_document
+from finscribe.inference import predict
+from finscribe.model import load_model
 
 Box = list[float]
 
 
-class RegionBoxError(ValueError):
+class RegionBoxError(FinScribeError, ValueError):
     """A region box that is unknown, malformed or falls outside the page."""
 
 
@@ -67,7 +79,6 @@ class PaddleOCRVLService:
 
     def __init__(self, model_path: str | Path, *, quantized: bool | None = None, max_new_tokens: int = 512,
                  batch_size: int = 8, device: str | None = None):
-        from finscribe.deploy.quantize import QuantizationError, is_quantized_folder, load_quantized_model
 
         self.model_path = str(model_path)
         self.max_new_tokens = max_new_tokens
@@ -80,7 +91,6 @@ class PaddleOCRVLService:
         if self.quantized:
             self.model, self.processor = load_quantized_model(model_path, device=device)
         else:
-            from finscribe.training.model import load_model
 
             self.model, self.processor = load_model(model_path, device=device)
             if hasattr(self.model, "merge_and_unload"):  # an adapter: merge once, serve a plain model
@@ -89,11 +99,9 @@ class PaddleOCRVLService:
 
     def info(self) -> dict[str, Any]:
         """What `GET /v1/model` reports."""
-        from finscribe.deploy.quantize import META_FILE, count_parameters
 
         method = None
         if self.quantized:
-            import json
 
             method = json.loads((Path(self.model_path) / META_FILE).read_text(encoding="utf-8"))["method"]
         dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
@@ -112,8 +120,6 @@ class PaddleOCRVLService:
         `timings.extract` is the wall time of the shared batched generation (the same for every
         page extracted together); `split` and `validate` are per page.
         """
-        from finscribe.eval.validation import validate_document
-        from finscribe.inference import predict
 
         start = time.perf_counter()
         split_pages, split_seconds = [], []

@@ -11,11 +11,15 @@ Nothing here writes to disk; the filename is only compared, never used as a path
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 from PIL import Image, UnidentifiedImageError
+
+from finscribe.data.schema import REGIONS
+from finscribe.errors import FinScribeError
 
 # What we accept, by sniffed kind: its content types and filename extensions.
 KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -29,7 +33,7 @@ GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 
 
-class UploadError(ValueError):
+class UploadError(FinScribeError, ValueError):
     """A refused upload: `status` is the HTTP status to answer with, the message says why."""
 
     def __init__(self, status: int, message: str):
@@ -165,7 +169,6 @@ def decode_upload(data: bytes, content_type: str | None, filename: str | None,
 
 
 def _check_box_map(boxes: object, where: str) -> dict[str, list[float]]:
-    from finscribe.data.schema import REGIONS
 
     if not isinstance(boxes, dict):
         raise UploadError(422, f'{where}: expected a JSON object {{"region": [x0, y0, x1, y1], ...}}')
@@ -187,7 +190,6 @@ def parse_boxes(text: str | None, num_pages: int) -> list[dict[str, list[float]]
     one per page (its length must equal the page count). Coordinates are page pixels (PDF pages
     at the server's dpi).
     """
-    import json
 
     if text is None or not text.strip():
         return [None] * num_pages

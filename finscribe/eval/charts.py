@@ -62,9 +62,10 @@ def error_breakdown_chart(breakdown: dict[str, int], violations: dict[str, int],
 
 
 def comparison_chart(deltas: dict[str, dict[str, Any]], labels: dict[str, str], path: Path,
-                     base_name: str = "base", model_name: str = "model") -> Path:
+                     base_name: str = "base", model_name: str = "model", control: dict[str, Any] | None = None) -> Path:
     """Side-by-side bars of every metric for the two models; the model's bar carries the 95 %
-    interval of the paired difference, drawn around the model's value."""
+    interval of the paired difference, drawn around the model's value. `control` (the model's
+    metrics on blank images) adds a third bar: what the model scores without seeing the document."""
     keys = [k for k in deltas if deltas[k]["base"] is not None and deltas[k]["model"] is not None]
     x = range(len(keys))
     base = [deltas[k]["base"] for k in keys]
@@ -74,9 +75,13 @@ def comparison_chart(deltas: dict[str, dict[str, Any]], labels: dict[str, str], 
     err_high = [max(0.0, (deltas[k]["ci_high"] or 0.0) - deltas[k]["delta"]) if deltas[k]["ci_high"] is not None else 0.0
                 for k in keys]
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(keys) + 2), 4.2))
-    ax.bar([i - 0.2 for i in x], base, width=0.4, label=base_name, color="#9aa5b1")
-    ax.bar([i + 0.2 for i in x], model, width=0.4, label=model_name, color="#3b78b0",
+    width = 0.27 if control else 0.4
+    ax.bar([i - width / (1 if control else 2) for i in x], base, width=width, label=base_name, color="#9aa5b1")
+    ax.bar([i + (0 if control else width / 2) for i in x], model, width=width, label=model_name, color="#3b78b0",
            yerr=[err_low, err_high], capsize=3, ecolor="#222222")
+    if control:
+        ax.bar([i + width for i in x], [control.get(k) or 0.0 for k in keys], width=width,
+               label=f"{model_name} on blank images (prior only)", color="#e0a040", hatch="//")
     ax.set_xticks(list(x), [labels.get(k, k) for k in keys], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("value (error bar: 95 % CI of the paired delta)")

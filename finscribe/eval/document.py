@@ -19,10 +19,18 @@ from typing import Any
 
 from finscribe.config import arg, config_to_dict, parse_config
 from finscribe.data.formatters import PAGE, serialize_target
-from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation
-from finscribe.fileio import write_json_atomic
+from finscribe.data.schema import (
+    REGIONS,
+    SchemaError,
+    read_label,
+    read_region_annotation,
+)
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
+from finscribe.eval.validation import validate_document
+from finscribe.fileio import write_json_atomic
+from finscribe.inference import predict
+from finscribe.model import ModelNotAvailableError, load_model
 
 
 def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -54,8 +62,6 @@ def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str,
 def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
                       ground_truth: dict[str, Any] | None = None, *, max_new_tokens: int = 512) -> dict[str, Any]:
     """Predict one image; with ground-truth fields, score it as `evaluate` scores a record."""
-    from finscribe.eval.validation import validate_document
-    from finscribe.inference import predict
 
     [prediction] = predict(model, processor, [image], region, max_new_tokens=max_new_tokens, batch_size=1)
     result: dict[str, Any] = {"image": str(image), "region": region, "prediction": prediction.to_dict()}
@@ -97,28 +103,22 @@ def _region_and_truth(config: DocumentEvalConfig) -> tuple[str, dict[str, Any] |
 
 
 def _load(model_id: str, device: str | None, flag: str) -> tuple[Any, Any]:
-    from finscribe.training.model import ModelNotAvailableError, load_model
-
     try:
         return load_model(model_id, device=device)
     except ModelNotAvailableError as err:
-        raise SystemExit(f"error: {flag} {model_id}: {err}\nPass {flag} PATH (a local PaddleOCR-VL folder, "
-                         "e.g. one made by `finscribe init-tiny-model` or `finscribe train`).") from None
+        raise ModelNotAvailableError(f"{flag} {model_id}: {err}") from None
 
 
 def _check_image(path: Path) -> None:
     if not Path(path).is_file():
-        raise SystemExit(f"error: image {path} not found")
+        raise EvaluationError(f"image {path} not found; pass --image PATH of an existing image or PDF")
 
 
 def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py") -> int:
     """Predict (and score, with --ground-truth) one image; write the result JSON."""
     config = parse_config(DocumentEvalConfig, argv, prog, "Evaluate a model on one document image.")
     _check_image(config.image)
-    try:
-        region, truth = _region_and_truth(config)
-    except EvaluationError as err:
-        raise SystemExit(f"error: {err}") from None
+    region, truth = _region_and_truth(config)
     model, processor = _load(config.model, config.device, "--model")
     result = {"settings": config_to_dict(config), "model": config.model,
               **evaluate_document(model, processor, config.image, region, truth, max_new_tokens=config.max_new_tokens)}
@@ -137,10 +137,7 @@ def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_fin
     config = parse_config(DocumentCompareConfig, argv, prog,
                           "Compare the base and the fine-tuned PaddleOCR-VL on one document image.")
     _check_image(config.image)
-    try:
-        region, truth = _region_and_truth(config)
-    except EvaluationError as err:
-        raise SystemExit(f"error: {err}") from None
+    region, truth = _region_and_truth(config)
     results = {}
     for name, model_id, flag in (("base", config.base, "--base"), ("model", config.model, "--model")):
         model, processor = _load(model_id, config.device, flag)

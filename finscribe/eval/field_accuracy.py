@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from apted import APTED, Config
 from rapidfuzz.distance import Levenshtein
@@ -319,3 +320,11 @@ def tree_edit_accuracy(pred: dict | None, gt: dict, *, canonical: bool = True, l
     if not worst:
         return float(distance == 0)
     return max(0.0, 1.0 - distance / worst)
+
+
+def numeric_accuracy(pred: Any, gt: dict) -> float:
+    """Share of the ground truth's money/decimal fields (line items included) that are exactly right.
+
+    Works on a region's fields or a full label like `field_accuracy`; 1.0 when `gt` has none.
+    """
+    return field_accuracy(pred, gt, field_types=("money", "decimal")).accuracy

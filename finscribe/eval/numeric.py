@@ -263,13 +263,3 @@ def values_equal(
     """
     pred, gt = canonical_value(field_name, pred_value, locale), canonical_value(field_name, gt_value, locale)
     return pred is not None and gt is not None and pred == gt
-
-
-def numeric_accuracy(pred: Any, gt: dict) -> float:
-    """Share of the ground truth's money/decimal fields (line items included) that are exactly right.
-
-    Works on a region's fields or a full label like `field_accuracy`; 1.0 when `gt` has none.
-    """
-    from finscribe.eval.field_accuracy import field_accuracy  # field_accuracy imports this module
-
-    return field_accuracy(pred, gt, field_types=("money", "decimal")).accuracy

@@ -86,11 +86,17 @@ def comparison_markdown(result: dict[str, Any]) -> str:
              f"({result['documents']} documents) for both models. Delta = model − base; 95 % interval from a paired "
              f"bootstrap over documents ({boot['resamples']} resamples, seed {boot['seed']}).", "",
              "## Metrics", "", "![comparison](comparison.png)", "",
-             "| metric | base | model | delta | 95 % CI |", "|---|---:|---:|---:|---|"]
+             "| metric | base | model | delta | 95 % CI | model on blank images |", "|---|---:|---:|---:|---|---:|"]
+    control = result.get("blank_images", {}).get("overall", {})
     for key, label in METRICS:
         d = result["deltas"][key]
         interval = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-        lines.append(f"| {label} | {_f(d['base'])} | {_f(d['model'])} | {_signed(d['delta'])} | {interval} |")
+        lines.append(f"| {label} | {_f(d['base'])} | {_f(d['model'])} | {_signed(d['delta'])} | {interval} "
+                     f"| {_f(control.get(key)) if control else 'not run'} |")
+    if control:
+        lines += ["", "*Model on blank images*: the fine-tuned model once more, on white images of the same sizes. "
+                  "What it still scores there comes from priors (schema, typical values), not from reading; "
+                  "only the part of its score above that column needs the document."]
     sections = [("Per region", result["per_region"])]
     if "generalisation" in result:
         sections.append(("Seen vs held-out layouts", result["generalisation"]))

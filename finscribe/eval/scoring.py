@@ -31,7 +31,13 @@ from rapidfuzz.distance import Levenshtein
 
 from finscribe.data.formatters import PAGE
 from finscribe.eval.bootstrap import bootstrap_ci
-from finscribe.eval.field_accuracy import FieldAccuracy, aggregate, field_accuracy, field_f1, tree_edit_accuracy
+from finscribe.eval.field_accuracy import (
+    FieldAccuracy,
+    aggregate,
+    field_accuracy,
+    field_f1,
+    tree_edit_accuracy,
+)
 from finscribe.eval.teds import table_teds
 from finscribe.eval.validation import validate_document
 

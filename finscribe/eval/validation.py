@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from finscribe.data.schema import CURRENCIES, LINE_ITEM_FIELDS, OPTIONAL_FIELDS, REGION_FIELDS, field_type, money_quantum
+from finscribe.data.schema import (
+    CURRENCIES,
+    LINE_ITEM_FIELDS,
+    OPTIONAL_FIELDS,
+    REGION_FIELDS,
+    field_type,
+    money_quantum,
+)
 from finscribe.eval.field_accuracy import as_document
 from finscribe.eval.numeric import parse_amount, parse_date, parse_decimal
 

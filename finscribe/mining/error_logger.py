@@ -34,11 +34,13 @@ import os
 import shutil
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from finscribe.data.formatters import REGION_PROMPTS
+from finscribe.errors import FinScribeError
 from finscribe.mining.error_classifier import ErrorType
 
 LOG_NAME = "errors.jsonl"
@@ -47,7 +49,7 @@ IMAGES_DIR = "images"
 DEFAULT_ERROR_DIR = Path("data/hard_samples")
 
 
-class ErrorLogError(ValueError):
+class ErrorLogError(FinScribeError, ValueError):
     """An error folder that cannot be read or written; the message names the path and the fix."""
 
 

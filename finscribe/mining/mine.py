@@ -13,33 +13,24 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finscribe.config import arg, config_to_dict, parse_config, save_config
-from finscribe.data.formatters import OCR_PROMPT
-from finscribe.fileio import write_json_atomic
+from finscribe.config import arg, config_to_dict, group, parse_config, save_config
+from finscribe.data.selection import RecordSelection, load_selection
+from finscribe.eval.charts import plt, save_figure
+from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
+from finscribe.inference import GenerationArgs, predict_records
 from finscribe.mining.error_classifier import ErrorType, find_errors
 from finscribe.mining.error_logger import DEFAULT_ERROR_DIR, load_error_log, log_error
 
 
 @dataclass
 class MineConfig:
-    model: str = arg(help="model to mine with: a local checkpoint/adapter folder or a hub id")
-    data: Path = arg(help="labelled records (the JSONL of `finscribe build-dataset`, or a training manifest)")
+    generation: GenerationArgs = group("the model to mine with and how it generates")
+    records: RecordSelection = group("the labelled records to mine")
     error_dir: Path = arg(DEFAULT_ERROR_DIR, "hard-sample folder to append the errors to")
-    split: str = arg("test", "records of this split only ('all' for every split)")
-    regions: tuple[str, ...] = arg((), "regions to mine (empty: every region in the data)")
-    batch_size: int = arg(8, "images per generate() call")
-    max_new_tokens: int = arg(256, "generation budget per output")
-    limit: int | None = arg(None, "mine only the first N selected records (a quick look)")
-    device: str | None = arg(None, "cpu / cuda / cuda:1 (None: cuda when available)")
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("--batch-size and --max-new-tokens must be ≥ 1")
 
 
 @dataclass(frozen=True)
@@ -53,37 +44,18 @@ class MinedSample:
     raw_text: str
 
 
-def select_records(records: list[dict[str, Any]], split: str, regions: tuple[str, ...], source: str) -> list[dict[str, Any]]:
-    """The records of `split` ('all': every split) and `regions` (empty: all); errors name what exists."""
-    # "OCR:" records (base-task replay) have plain-text targets: nothing to classify as JSON.
-    chosen = [r for r in records if (split == "all" or r.get("split") == split) and r.get("prompt") != OCR_PROMPT]
-    if not chosen:
-        splits = sorted({str(r.get("split")) for r in records})
-        raise SystemExit(f"error: {source}: no record of split {split!r}; splits present: {splits} (or --split all)")
-    if regions:
-        present = {r["region"] for r in chosen}
-        unknown = sorted(set(regions) - present)
-        if unknown:
-            raise SystemExit(f"error: {source}: no {split} record of region(s) {unknown}; present: {sorted(present)}")
-        chosen = [r for r in chosen if r["region"] in regions]
-    return chosen
-
-
 def classify_records(
     model: Any,
     processor: Any,
     records: list[dict[str, Any]],
+    generation: GenerationArgs,
     *,
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
     show_progress: bool = True,
 ) -> list[MinedSample]:
     """Predict every record (`inference.predict_records`: grouped by region, batched, tqdm) and
     classify each output against the record's target, in record order."""
-    from finscribe.inference import predict_records
 
-    predictions = predict_records(model, processor, records, batch_size=batch_size,
-                                  max_new_tokens=max_new_tokens, show_progress=show_progress)
+    predictions = predict_records(model, processor, records, generation, show_progress=show_progress)
     results = []
     for record, prediction in zip(records, predictions, strict=True):
         gt = json.loads(record["target"])
@@ -121,7 +93,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Hard-sample mining",
         "",
-        f"Model `{summary['config']['model']}` on `{summary['config']['data']}` (split {summary['config']['split']}): "
+        f"Model `{summary['config']['generation']['model']}` on `{summary['config']['records']['data']}` "
+        f"(split {summary['config']['records']['split']}): "
         f"{summary['errors']} of {summary['samples']} outputs wrong ({summary['error_rate']:.1%}); "
         f"the log now holds {summary['log_records']} distinct hard samples.",
         "",
@@ -137,11 +110,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 def plot_summary(summary: dict[str, Any], path: Path) -> None:
     """A stacked bar chart of wrong outputs per error type, one colour per region."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     types = [t.value for t in ErrorType if t is not ErrorType.OTHER]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     bottom = [0] * len(types)
@@ -154,38 +122,28 @@ def plot_summary(summary: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{summary['errors']} of {summary['samples']} outputs wrong")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def mine(config: MineConfig) -> dict[str, Any]:
     """Run the whole stage (see the module docstring); returns the summary it wrote."""
-    from finscribe.data.build_dataset import load_records
-    from finscribe.training.model import load_model
 
-    records = select_records(load_records(config.data).to_list(), config.split, config.regions, str(config.data))
-    if config.limit is not None:
-        records = records[: config.limit]
-    model, processor = load_model(config.model, device=config.device)
-    results = classify_records(model, processor, records, batch_size=config.batch_size,
-                               max_new_tokens=config.max_new_tokens)
-    error_dir = Path(config.error_dir)
+    error_dir = ensure_output_dir(config.error_dir)  # before the long prediction pass
+    # "OCR:" records (base-task replay) have plain-text targets: nothing to classify as JSON.
+    records = load_selection(config.records, skip_ocr=True)
+    model, processor = config.generation.load()
+    results = classify_records(model, processor, records, config.generation)
     for r in results:
         if r.error_type != "OTHER":
             log_error(r.record["image"], json.loads(r.record["target"]),
                       r.pred, r.error_type, error_dir, region=r.record["region"],
-                      model=config.model, raw_text=r.raw_text, errors=r.errors,
+                      model=config.generation.model, raw_text=r.raw_text, errors=r.errors,
                       source_id=r.record.get("source_id"), layout=r.record.get("layout"))
-    error_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(results)
     summary["log_records"] = len(load_error_log(error_dir).records)
     summary["config"] = config_to_dict(config)
     write_json_atomic(error_dir / "summary.json", summary)
-    tmp = error_dir / ".summary.md.tmp"
-    tmp.write_text(summary_markdown(summary), encoding="utf-8")
-    tmp.replace(error_dir / "summary.md")
+    write_text_atomic(error_dir / "summary.md", summary_markdown(summary))
     plot_summary(summary, error_dir / "summary.png")
     save_config(config, error_dir, name="mine_config.json")
     return summary
@@ -194,15 +152,7 @@ def mine(config: MineConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None, prog: str = "finscribe mine") -> int:
     config = parse_config(MineConfig, argv, prog, "Run a model over labelled records, classify every output "
                           "and append the wrong ones to the hard-sample log (see finscribe.mining.mine).")
-    from finscribe.data.build_dataset import DatasetBuildError
-    from finscribe.data.schema import SchemaError
-    from finscribe.mining.error_logger import ErrorLogError
-    from finscribe.training.model import ModelNotAvailableError
-
-    try:
-        summary = mine(config)
-    except (DatasetBuildError, SchemaError, ErrorLogError, ModelNotAvailableError) as err:
-        raise SystemExit(f"error: {err}") from None
+    summary = mine(config)
     print(summary_markdown(summary))
     print(f"wrote {config.error_dir}/summary.json, summary.md, summary.png; log: {config.error_dir}/errors.jsonl")
     return 0

@@ -16,8 +16,9 @@ reading the values, in canonical spelling, not the labels or the locale's number
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
 import numpy as np

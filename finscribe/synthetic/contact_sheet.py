@@ -16,7 +16,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from finscribe.config import arg, parse_config
+from finscribe.synthetic.augment import degrade
 from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice
+from finscribe.synthetic.renderer import LAYOUTS, render_invoice
 
 _BOX_COLOURS = {"vendor_block": (220, 40, 40), "client_info": (30, 140, 30), "invoice_meta": (30, 80, 220),
                 "line_items_table": (200, 120, 0), "totals_section": (150, 40, 180)}
@@ -52,8 +54,6 @@ def _thumbnail(image: Image.Image, boxes: dict, caption: str, width: int) -> Ima
 def make_contact_sheet(output: Path, seed: int = 0, *, dpi: int = 100, thumb_width: int = 420,
                        columns: int = 4, boxes: bool = True) -> Path:
     """Render one invoice per layout (locales rotate) plus a degraded copy; write one PNG."""
-    from finscribe.synthetic.augment import degrade
-    from finscribe.synthetic.renderer import LAYOUTS, render_invoice
 
     tiles = []
     for k, layout in enumerate(LAYOUTS):

@@ -31,9 +31,16 @@ from tqdm import tqdm
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
 from finscribe.data.schema import CURRENCIES, REGIONS
+from finscribe.errors import FinScribeError
 from finscribe.fileio import write_json_atomic
-from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice, random_invoice_spec
+from finscribe.synthetic.augment import degrade, transform_box
+from finscribe.synthetic.generator import (
+    SUPPORTED_LOCALES,
+    generate_invoice,
+    random_invoice_spec,
+)
 from finscribe.synthetic.pngwrite import write_png
+from finscribe.synthetic.renderer import LAYOUTS, render_invoice, render_pdf
 
 MANIFEST_NAME = "training_manifest.json"
 PNG_META_KEY = "finscribe"  # tEXt chunk of each page PNG: layout, font and region boxes
@@ -42,7 +49,7 @@ _CONTENT_FIELDS = ("seed", "dpi", "page_size", "degrade", "pdf", "held_out_layou
                    "val_fraction", "test_fraction", "locales", "currency")
 
 
-class GenerateError(ValueError):
+class GenerateError(FinScribeError, ValueError):
     """Settings or an output folder that cannot produce a dataset; the message says what to do."""
 
 
@@ -132,7 +139,6 @@ def _record(config: GenerateConfig, i: int, spec: Any, meta: dict[str, Any]) -> 
 
 def make_sample(config: GenerateConfig, i: int) -> dict[str, Any]:
     """Render and write every file of sample i (label last) and return its manifest record."""
-    from finscribe.synthetic.renderer import render_invoice, render_pdf
 
     out = config.output_dir
     spec = random_invoice_spec(config.seed, i, locales=config.locales)
@@ -146,7 +152,6 @@ def make_sample(config: GenerateConfig, i: int) -> dict[str, Any]:
     image = page.image
     boxes = {region: [int(v) for v in box] for region, box in page.boxes.items()}
     if degraded:
-        from finscribe.synthetic.augment import degrade, transform_box
 
         strength = rng.choice(("light", "medium", "medium", "heavy"))
         image = degrade(image, seed=spec.seed, strength=strength)
@@ -195,7 +200,6 @@ def _remove_temp_files(out: Path) -> None:
 
 
 def _prepare_output(config: GenerateConfig) -> None:
-    from finscribe.synthetic.renderer import LAYOUTS
 
     unknown = [name for name in config.held_out_layouts if name not in LAYOUTS]
     if unknown:
@@ -290,4 +294,6 @@ def main(argv: list[str] | None = None, prog: str = "finscribe generate") -> int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finscribe.cli import run
+
+    raise SystemExit(run(main, prog="python -m finscribe.synthetic.export"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +19,10 @@ import numpy as np
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
+from finscribe.errors import FinScribeError
 
-class GlyphCoverageError(ValueError):
+
+class GlyphCoverageError(FinScribeError, ValueError):
     """The text to draw has characters that no available font can render."""
 
 
@@ -57,7 +59,7 @@ def get_family(name: str) -> FontFamily:
     return FontFamily(name, regular, bold)
 
 
-@lru_cache(maxsize=None)
+@cache
 def find_cjk_font() -> Path | None:
     """A system font with Japanese glyphs (via fontconfig), or None where there is none."""
     if shutil.which("fc-list") is None:
@@ -69,13 +71,13 @@ def find_cjk_font() -> Path | None:
     return Path(files[0]) if files else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cmap(path: Path) -> frozenset[int]:
     with TTFont(str(path), fontNumber=0, lazy=True) as font:
         return frozenset(font["cmap"].getBestCmap())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _coverage(family: FontFamily) -> frozenset[int]:
     return _cmap(family.regular) & _cmap(family.bold)
 

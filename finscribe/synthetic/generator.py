@@ -20,12 +20,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 
 from faker import Faker
 
 from finscribe.data.schema import CURRENCIES, Invoice, LineItem, Party, round_money
 from finscribe.synthetic import locales as L
+from finscribe.synthetic.renderer import LAYOUTS
 
 SUPPORTED_LOCALES: tuple[str, ...] = tuple(L.DEFAULT_CURRENCY)
 MAX_ITEMS = 25
@@ -49,7 +50,7 @@ def _check_args(num_items: int, currency: str | None, locale: str) -> None:
         raise ValueError(f"num_items must be an integer from 1 to {MAX_ITEMS}, got {num_items!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _faker(locale: str) -> Faker:
     # Building a Faker costs ~50 ms; reseeding one costs microseconds, so keep one per locale.
     return Faker(locale)
@@ -240,7 +241,6 @@ def random_invoice_spec(seed: int, i: int, layouts: Sequence[str] | None = None,
     appear outside Japan). Item counts favour short invoices but reach 25.
     """
     if layouts is None:
-        from finscribe.synthetic.renderer import LAYOUTS
 
         layouts = LAYOUTS
     rng = random.Random(f"spec:{seed}:{i}")

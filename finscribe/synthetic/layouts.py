@@ -7,7 +7,6 @@ the renderer adds the footer and makes the page taller only if the content does 
 
 from __future__ import annotations
 
-from finscribe.synthetic.canvas import WHITE, Canvas, Page
 from finscribe.synthetic.blocks import (
     kv_block,
     kv_width,
@@ -19,6 +18,7 @@ from finscribe.synthetic.blocks import (
     totals_min_width,
     totals_width,
 )
+from finscribe.synthetic.canvas import WHITE, Canvas, Page
 
 
 def _title(c: Canvas, p: Page, x: float, y: float, *, scale: float, align: str = "left", color=None, bold=True) -> int:

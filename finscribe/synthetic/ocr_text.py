@@ -23,7 +23,11 @@ from PIL import Image, ImageOps
 
 from finscribe.synthetic.augment import STRENGTHS, degrade, plan, transform_box
 from finscribe.synthetic.canvas import Box, TextSpan
-from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice, random_invoice_spec
+from finscribe.synthetic.generator import (
+    SUPPORTED_LOCALES,
+    generate_invoice,
+    random_invoice_spec,
+)
 from finscribe.synthetic.renderer import LAYOUTS, render_invoice
 
 OCR_PROMPT = "OCR:"  # the real model's base task prompt (data.formatters holds the same constant)

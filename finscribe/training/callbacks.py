@@ -10,6 +10,10 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from finscribe.eval.charts import plt, save_figure
+from finscribe.eval.field_accuracy import field_accuracy
+from finscribe.inference import GenerationArgs, predict_records
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,14 +55,9 @@ class GenerationEvalCallback(TrainerCallback):
         if args.fsdp:
             logger.info("generation-based eval skipped under FSDP")
             return
-        try:
-            from finscribe.eval.field_accuracy import field_accuracy
-            from finscribe.inference import predict_records
-        except ImportError as err:
-            logger.warning("generation-based eval skipped: %s", err)
-            return
-        predictions = predict_records(model, self.processor, self.records, batch_size=args.per_device_eval_batch_size,
-                                      max_new_tokens=self.max_new_tokens, show_progress=False)
+        generation = GenerationArgs(model="(the model in training)", batch_size=args.per_device_eval_batch_size,
+                                    max_new_tokens=self.max_new_tokens)
+        predictions = predict_records(model, self.processor, self.records, generation, show_progress=False)
         scores, valid = [], 0
         for record, prediction in zip(self.records, predictions):
             gt = json.loads(record["target"])
@@ -76,11 +75,6 @@ class GenerationEvalCallback(TrainerCallback):
 
 def plot_loss_curve(metrics_path: Path, output_path: Path) -> Path | None:
     """Training (and validation) loss vs step from metrics.jsonl as a PNG; None if nothing logged."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line.strip()] \
         if Path(metrics_path).is_file() else []
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
@@ -106,9 +100,4 @@ def plot_loss_curve(metrics_path: Path, output_path: Path) -> Path | None:
     ax.legend(loc="upper right")
     ax.set_title("FinScribe fine-tuning")
     fig.tight_layout()
-    output_path = Path(output_path)
-    tmp = output_path.with_name(f".{output_path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(output_path)
-    return output_path
+    return save_figure(fig, Path(output_path))

@@ -1,4 +1,4 @@
-"""Prompt rendering and the completion-only collator.
+"""The completion-only collator (prompts come from `finscribe.prompting`).
 
 The prompt is the checkpoint's own chat template (image first, then the instruction, then the
 generation prompt); the loss sees only the answer: labels are -100 on every prompt token (the
@@ -16,45 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+
+from finscribe.errors import FinScribeError
+from finscribe.prompting import encode_prompt
 
 IGNORE_INDEX = -100
 
 
-def render_prompt(processor: Any, prompt: str) -> str:
-    """The chat-template text for one image + `prompt`, ending with the generation prompt."""
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+class RecordError(FinScribeError, ValueError):
+    """A training record the collator cannot use (missing key, prompt longer than max_length)."""
 
 
 def _record_name(record: dict[str, Any], index: int) -> str:
     image = record.get("image")
     where = str(image) if isinstance(image, (str, Path)) else record.get("source_id", "in-memory image")
     return f"record {index} ({where})"
-
-
-def load_image(image: Any, name: str = "image") -> Image.Image:
-    """An RGB PIL image from a PIL image or a path; unreadable files raise ValueError naming them."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    try:
-        with Image.open(image) as opened:
-            return opened.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise ValueError(f"{name}: cannot read image {image}: {err}. Re-export the crop or drop it from the dataset.") from None
-
-
-def encode_prompt(processor: Any, image: Any, prompt: str, name: str = "image") -> dict[str, Any]:
-    """Tokenise one rendered prompt with its image: input_ids (image tokens expanded),
-    mm_token_type_ids, pixel_values, image_grid_thw."""
-    pil = load_image(image, name)
-    if min(pil.size) < 1:
-        raise ValueError(f"{name}: image is empty ({pil.size[0]}x{pil.size[1]} pixels)")
-    try:
-        return processor(text=[render_prompt(processor, prompt)], images=[pil], add_special_tokens=False,
-                         return_tensors="pt")
-    except ValueError as err:  # e.g. the processor's aspect-ratio limit (200:1)
-        raise ValueError(f"{name}: the image processor rejected the {pil.size[0]}x{pil.size[1]} image: {err}") from None
 
 
 class CompletionCollator:
@@ -78,14 +54,14 @@ class CompletionCollator:
         name = _record_name(record, index)
         for key in ("image", "prompt", "target"):
             if key not in record:
-                raise ValueError(f"{name}: missing key {key!r}; records need image, prompt and target")
+                raise RecordError(f"{name}: missing key {key!r}; records need image, prompt and target")
         prompt = encode_prompt(self.processor, record["image"], record["prompt"], name)
         prompt_ids = prompt["input_ids"][0].tolist()
         target_ids = self.tokenizer(record["target"], add_special_tokens=False)["input_ids"] + [self.eos_id]
         if self.max_length is not None:
             room = self.max_length - len(prompt_ids)
             if room <= 0:
-                raise ValueError(f"{name}: the prompt alone is {len(prompt_ids)} tokens (image included), more than "
+                raise RecordError(f"{name}: the prompt alone is {len(prompt_ids)} tokens (image included), more than "
                                  f"max_length={self.max_length}; raise --max-length or lower the image processor's max_pixels")
             if len(target_ids) > room:
                 target_ids = target_ids[:room]

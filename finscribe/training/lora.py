@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from peft import LoraConfig, get_peft_model
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.training.model import save_model_atomically
+from finscribe.errors import ConfigError
+from finscribe.model import load_model, save_model_atomically
 
 _DECODER = r"model\.language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 _PROJECTOR = r"model\.projector\.(linear_1|linear_2)"
@@ -35,8 +37,6 @@ def apply_lora(model: Any, preset: str = "decoder", r: int = 16, alpha: int | No
 
     `alpha=None` uses 2·r.
     """
-    from peft import LoraConfig, get_peft_model
-
     if preset not in LORA_PRESETS:
         raise ValueError(f"unknown LoRA preset {preset!r}; expected one of {', '.join(LORA_PRESETS)}")
     config = LoraConfig(
@@ -49,8 +49,6 @@ def apply_lora(model: Any, preset: str = "decoder", r: int = 16, alpha: int | No
 def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """Merge a LoRA adapter folder into its base model and save a plain checkpoint (model +
     processor + chat template) that loads with `from_pretrained` / `load_model`. Returns output_dir."""
-    from finscribe.training.model import load_model
-
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise ValueError(f"{adapter_dir} holds no adapter_config.json: not a LoRA adapter folder")
     # Merge in float32 so W + BA is exact before any downcast.
@@ -69,22 +67,17 @@ class ExportConfig:
 
 def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
     """`finscribe export --model ADAPTER_DIR --output OUT --merge`: a standalone merged checkpoint."""
-    from finscribe.training.model import ModelNotAvailableError, load_model
-
     config = parse_config(ExportConfig, argv, prog, "Export a trained model: merge a LoRA adapter into its "
                           "base model and save model + processor + chat template.")
     dtype = getattr(torch, config.dtype)
     is_adapter = (config.model / "adapter_config.json").is_file()
-    try:
-        if is_adapter:
-            if not config.merge:
-                raise SystemExit(f"error: {config.model} is a LoRA adapter; exporting it needs --merge")
-            path = merge_and_export(config.model, config.output, dtype)
-        else:
-            model, processor = load_model(config.model, dtype=dtype, device="cpu")
-            path = save_model_atomically(model, processor, config.output)
-    except ModelNotAvailableError as err:
-        raise SystemExit(f"error: {err}") from None
+    if is_adapter:
+        if not config.merge:
+            raise ConfigError(f"{config.model} is a LoRA adapter; exporting it needs --merge")
+        path = merge_and_export(config.model, config.output, dtype)
+    else:
+        model, processor = load_model(config.model, dtype=dtype, device="cpu")
+        path = save_model_atomically(model, processor, config.output)
     save_config(config, path, name="export_config.json")
     print(f"exported {'merged ' if is_adapter else ''}model to {path}")
     return 0

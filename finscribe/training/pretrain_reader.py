@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,17 @@ from typing import Any
 import torch
 from rapidfuzz.distance import Levenshtein
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
+from finscribe.eval.charts import plt, save_figure
 from finscribe.fileio import atomic_directory, write_json_atomic
+from finscribe.inference import predict
 from finscribe.synthetic.generator import SUPPORTED_LOCALES
 from finscribe.synthetic.ocr_text import OCR_PROMPT, OcrSample, page_samples
 from finscribe.synthetic.renderer import LAYOUTS
 from finscribe.training.collate import CompletionCollator
-from finscribe.training.model import build_tiny_model, load_model
+from finscribe.training.model import build_tiny_model, default_corpus, load_model
 
 BLOCK_REGIONS = ("vendor_block", "client_info", "invoice_meta", "totals_section")
 
@@ -141,13 +145,11 @@ def eval_samples(config: PretrainConfig) -> list[OcrSample]:
 def tokenizer_corpus(config: PretrainConfig) -> list[str]:
     """Texts of 300 pretraining invoices (never the held-out ones) plus the extraction targets
     and prompts: the tokenizer must serve the fine-tuning that follows too."""
-    from finscribe.training.model import _default_texts
-
     texts = []
     for i in range(300):
         texts += [s.text for s in page_samples(config.seed + 1, i, dpi=config.dpi, degrade_probability=0.0,
                                                layouts=layouts_for(config))]
-    return texts + _default_texts(num_invoices=200, seed=config.seed)
+    return texts + default_corpus(num_invoices=200, seed=config.seed)
 
 
 # ----------------------------------------------------------------------------- model + state
@@ -209,7 +211,6 @@ def load_checkpoint(folder: Path, model: Any, optimizer: torch.optim.Optimizer) 
 def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> dict[str, Any]:
     """Greedy `OCR:` transcription of held-out crops: exact-line accuracy and CER (edit distance /
     reference characters), overall, per kind (line/block) and per region."""
-    from finscribe.inference import predict
 
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
@@ -245,7 +246,6 @@ def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> di
 
 
 def plot_curve(rows: list[dict[str, Any]], path: Path) -> None:
-    from finscribe.eval.charts import plt, save_figure
 
     train = [r for r in rows if "loss" in r]
     evals = [r for r in rows if "eval" in r]
@@ -288,7 +288,6 @@ def _read_rows(path: Path, up_to_step: int) -> list[dict[str, Any]]:
 
 def pretrain(config: PretrainConfig) -> Path:
     """Run (or resume) the pretraining; returns the run folder."""
-    from tqdm.auto import tqdm
 
     out = Path(config.output_dir)
     saved = out / "config.json"
@@ -367,7 +366,6 @@ def pretrain(config: PretrainConfig) -> Path:
 def export_reader(run: Path, export_dir: Path) -> Path:
     """The final checkpoint as a plain model folder (no optimizer), with its pretraining config,
     held-out reading accuracy and curve beside the weights."""
-    import shutil
 
     checkpoint = run / "checkpoint"
     with atomic_directory(export_dir) as tmp:

@@ -25,18 +25,32 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import Trainer, TrainingArguments
+from peft import PeftModel
+from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.training.callbacks import GenerationEvalCallback, MetricsJsonlCallback, plot_loss_curve
+from finscribe.data.build_dataset import (
+    build_dataset_from_manifest,
+    load_records,
+)
+from finscribe.errors import FinScribeError
+from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
+from finscribe.training.callbacks import (
+    GenerationEvalCallback,
+    MetricsJsonlCallback,
+    plot_loss_curve,
+)
 from finscribe.training.collate import CompletionCollator
 from finscribe.training.lora import LORA_PRESETS, apply_lora
-from finscribe.training.model import DEFAULT_MODEL_ID, ModelNotAvailableError, load_model
+from finscribe.training.model import (
+    DEFAULT_MODEL_ID,
+    load_model,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(FinScribeError, ValueError):
     """The training data can't be found or holds no usable records; the message says what to do."""
 
 
@@ -113,7 +127,6 @@ def _data_file(config: TrainConfig) -> Path:
 
 def load_splits(config: TrainConfig) -> tuple[Any, Any]:
     """(train, val) 🤗 Datasets of records; val is None when the data has no 'val' split."""
-    from finscribe.data.build_dataset import build_dataset_from_manifest, load_records
 
     path = _data_file(config)
     if path.suffix == ".json":
@@ -128,7 +141,6 @@ def load_splits(config: TrainConfig) -> tuple[Any, Any]:
     if len(train) == 0:
         raise TrainingDataError(f"{path}: no 'train' records" + (f" for regions {list(config.regions)}" if config.regions else ""))
     if config.hard_samples is not None:
-        from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
 
         hard = build_hard_sample_dataset(config.hard_samples, region_type=None)  # ErrorLogError names the folder
         if config.regions:
@@ -150,7 +162,6 @@ def _is_vision(name: str) -> bool:
 
 def prepare_model(config: TrainConfig, dtype: torch.dtype) -> tuple[Any, Any]:
     """Load the starting model and make the right parameters trainable (LoRA or full)."""
-    from peft import PeftModel
 
     source = config.model
     if Path(source).exists():  # absolute, so a saved adapter finds its base from anywhere
@@ -200,8 +211,6 @@ class FinScribeTrainer(Trainer):
         return self.optimizer
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        from peft import PeftModel
-        from transformers import PreTrainedModel
 
         model = self.model if model is None else model
         if self.is_fsdp_enabled or self.is_deepspeed_enabled or isinstance(model, PeftModel) \
@@ -256,7 +265,7 @@ def _resolve_resume(config: TrainConfig) -> str | bool | None:
         return True  # Trainer picks the last checkpoint-N in output_dir
     path = Path(config.resume_from_checkpoint)
     if not path.is_dir():
-        raise FileNotFoundError(f"--resume-from-checkpoint {path}: no such checkpoint folder")
+        raise TrainingDataError(f"--resume-from-checkpoint {path}: no such checkpoint folder")
     return str(path)
 
 
@@ -305,20 +314,16 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
 
 def main(argv: list[str] | None = None, prog: str = "finscribe train") -> int:
     """`finscribe train --data-dir DATA --model MODEL --output-dir OUT [--use-lora] ...`"""
-    from finscribe.data.build_dataset import DatasetBuildError
-    from finscribe.mining.error_logger import ErrorLogError
-
     logging.basicConfig(level=logging.INFO if int(os.environ.get("LOCAL_RANK", "0")) == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_config(TrainConfig, argv, prog, "Fine-tune PaddleOCR-VL into an invoice → JSON extractor "
                           "(completion-only loss; full SFT or LoRA; runs under accelerate/torchrun).")
-    try:
-        path = train(config)
-    except (ModelNotAvailableError, DatasetBuildError, TrainingDataError, ErrorLogError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    path = train(config)
     print(f"trained model written to {path}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(prog="python -m finscribe.training.train"))
+    from finscribe.cli import run
+
+    raise SystemExit(run(main, prog="python -m finscribe.training.train"))
