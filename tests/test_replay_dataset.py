@@ -10,8 +10,8 @@ from PIL import Image
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
 from finscribe.mining.error_logger import LOG_NAME, file_sha256, log_error
+from finscribe.data.records import RECORD_KEYS
 from finscribe.mining.replay_dataset import (
-    RECORD_COLUMNS,
     build_hard_sample_dataset,
     mix_datasets,
     ocr_records,
@@ -45,7 +45,7 @@ def error_dir(tmp_path):
 
 def test_build_hard_sample_dataset_has_build_dataset_records(error_dir, tmp_path):
     ds = build_hard_sample_dataset(error_dir)
-    assert ds.column_names == list(RECORD_COLUMNS) and len(ds) == 5
+    assert ds.column_names == list(RECORD_KEYS) and len(ds) == 5
     row = ds[0]
     sha = file_sha256(tmp_path / "crop_0.png")
     assert row == {"image": str((error_dir / "images" / f"{sha}.png").resolve()), "prompt": "Totals to JSON:",

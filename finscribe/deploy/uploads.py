@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 from PIL import Image, UnidentifiedImageError
 
+from finscribe.limits import MAX_PIXELS
+
 # What we accept, by sniffed kind: its content types and filename extensions.
 KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "png": (frozenset({"image/png"}), frozenset({".png"})),
@@ -42,7 +44,7 @@ class UploadError(ValueError):
 class UploadLimits:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pages: int = 20
-    max_pixels: int = 40_000_000
+    max_pixels: int = MAX_PIXELS
     pdf_dpi: int = 150
 
 

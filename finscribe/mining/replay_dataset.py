@@ -23,10 +23,9 @@ import datasets
 import numpy as np
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
+from finscribe.data.records import RECORD_KEYS, record_problems
 from finscribe.mining.error_classifier import ErrorType
 from finscribe.mining.error_logger import ErrorLogError, read_error_log
-
-RECORD_COLUMNS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
 
 
 def hard_sample_records(
@@ -63,6 +62,12 @@ def hard_sample_records(
             "source_id": f"hard:{entry['image_sha256']}",
             "layout": entry.get("layout") or "",
         })
+    # The logged ground truth goes through the same check as every other way data comes in.
+    problems = record_problems(records, f"hard-sample log {error_dir}")
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems)
+        raise ErrorLogError(f"{len(problems)} invalid ground truth(s) in the hard-sample log {error_dir}:\n{shown}\n"
+                            "Fix the labels they were mined from and mine again.")
     return records
 
 
@@ -74,8 +79,8 @@ def build_hard_sample_dataset(
     """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns."""
     records = hard_sample_records(error_dir, region_type, error_types)
     if not records:
-        return datasets.Dataset.from_dict({name: [] for name in RECORD_COLUMNS},
-                                          features=datasets.Features({n: datasets.Value("string") for n in RECORD_COLUMNS}))
+        return datasets.Dataset.from_dict({name: [] for name in RECORD_KEYS},
+                                          features=datasets.Features({n: datasets.Value("string") for n in RECORD_KEYS}))
     return datasets.Dataset.from_list(records)
 
 
@@ -129,7 +134,7 @@ def _as_dataset(data: datasets.Dataset | list[dict[str, Any]], name: str) -> dat
     if isinstance(data, datasets.Dataset):
         return data
     if isinstance(data, list):
-        return datasets.Dataset.from_list(data) if data else datasets.Dataset.from_dict({c: [] for c in RECORD_COLUMNS})
+        return datasets.Dataset.from_list(data) if data else datasets.Dataset.from_dict({c: [] for c in RECORD_KEYS})
     raise TypeError(f"{name} must be a datasets.Dataset or a list of records, got {type(data).__name__}")
 
 
@@ -150,11 +155,11 @@ def mix_datasets(
     if not 0 <= ratio < 1 or not 0 <= ocr_fraction < 1 or ratio + ocr_fraction >= 1:
         raise ValueError(f"need 0 ≤ ratio, ocr_fraction and ratio + ocr_fraction < 1; got {ratio}, {ocr_fraction}")
     normal, hard = _as_dataset(normal, "normal"), _as_dataset(hard, "hard")
-    missing = [c for c in RECORD_COLUMNS if c not in normal.column_names or c not in hard.column_names]
+    missing = [c for c in RECORD_KEYS if c not in normal.column_names or c not in hard.column_names]
     if missing:
-        raise ValueError(f"mix_datasets: column(s) {missing} missing; both sets need {list(RECORD_COLUMNS)}")
-    normal = normal.select_columns(list(RECORD_COLUMNS))
-    hard = hard.select_columns(list(RECORD_COLUMNS))
+        raise ValueError(f"mix_datasets: column(s) {missing} missing; both sets need {list(RECORD_KEYS)}")
+    normal = normal.select_columns(list(RECORD_KEYS))
+    hard = hard.select_columns(list(RECORD_KEYS))
     total = len(normal) / (1 - ratio - ocr_fraction)
     n_hard, n_ocr = round(ratio * total), round(ocr_fraction * total)
     rng = np.random.default_rng(seed)
