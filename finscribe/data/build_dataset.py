@@ -54,7 +54,7 @@ from finscribe.data.records import (  # noqa: F401  (re-exported: the stages imp
     read_jsonl_records,
     write_jsonl_atomic,
 )
-from finscribe.data.schema import REGIONS, SchemaError, read_label, read_region_annotation
+from finscribe.data.schema import REGIONS, SchemaError, ordered_fields, read_label, read_region_annotation
 from finscribe.fileio import write_json_atomic
 from finscribe.data.inputs import IMAGE_SUFFIXES, check_image, list_files, store_downscaled
 from finscribe.limits import MAX_PIXELS, MIN_SIDE, PROCESSOR_MAX_PIXELS
@@ -92,7 +92,7 @@ def _record(image: Path, region: str, fields: dict, split: str, source_id: str, 
     return {
         "image": str(image.resolve()),
         "prompt": prompt_for(region),
-        "target": serialize_target(fields),
+        "target": serialize_target(ordered_fields(region, fields)),
         "region": region,
         "split": split,
         "source_id": source_id,

@@ -423,6 +423,19 @@ def validate_label(label: Any, *, source: str = "label", complete: bool = False)
     return label
 
 
+def ordered_fields(region: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` in the contract's order (regions of a page, fields of a region, keys of a row), so
+    that a hand-written or imported annotation trains the same target order as synthetic ones."""
+    if region == "page":
+        return {r: ordered_fields(r, fields[r]) for r in REGIONS if isinstance(fields.get(r), dict)}
+    order = {name: i for i, name in enumerate((*REGION_FIELDS.get(region, ()), *LINE_ITEM_FIELDS))}
+    ranked = lambda d: dict(sorted(d.items(), key=lambda kv: order.get(kv[0], len(order))))  # noqa: E731
+    out = ranked(fields)
+    if isinstance(out.get("line_items"), list):
+        out["line_items"] = [ranked(row) if isinstance(row, dict) else row for row in out["line_items"]]
+    return out
+
+
 def target_problems(region: str, fields: Any, *, source: str) -> list[str]:
     """The problems of a record's target: a page's document label or a region's fields."""
     if region == "page":

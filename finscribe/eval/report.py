@@ -28,6 +28,7 @@ from typing import Any
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.build_dataset import DatasetBuildError, collect_from_manifest, load_records, write_jsonl_atomic
 from finscribe.data.formatters import PAGE
+from finscribe.data.records import field_coverage
 from finscribe.data.schema import REGIONS, SchemaError
 from finscribe.fileio import write_json_atomic
 from finscribe.eval import charts
@@ -226,6 +227,7 @@ def evaluate(model_path: str, data: str | Path, *, split: str = "test", regions:
     report = {"model": config.model, "data": str(config.data), "split": split, "max_new_tokens": max_new_tokens,
               "blank_images": blank_images,
               "prediction_seconds": wall, "images_per_second": len(rows) / wall if wall else None,
+              "field_coverage": field_coverage(records),  # partial labels: which fields were scored
               **summarise(rows, held_out_layouts=held_out, resamples=resamples, seed=seed)}
     write_json_atomic(out / "report.json", report)
     charts.field_accuracy_chart(report["per_field"], out / "field_accuracy.png")

@@ -23,6 +23,7 @@ import datasets
 import numpy as np
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
+from finscribe.data.mixing import balanced_pick
 from finscribe.data.records import RECORD_KEYS, record_problems
 from finscribe.mining.error_classifier import ErrorType
 from finscribe.mining.error_logger import ErrorLogError, read_error_log
@@ -108,7 +109,7 @@ def ocr_records(records: Iterable[dict[str, Any]], fraction: float, seed: int = 
     n = round(fraction * len(usable))
     if n == 0 or not usable:
         return []
-    picks = _pick(len(usable), n, np.random.default_rng([seed, 1]))
+    picks = balanced_pick(len(usable), n, np.random.default_rng([seed, 1]))
     out = []
     for i in picks:
         record = usable[i]
@@ -119,15 +120,6 @@ def ocr_records(records: Iterable[dict[str, Any]], fraction: float, seed: int = 
         out.append({**record, "prompt": OCR_PROMPT, "target": ocr_text(record["region"], fields),
                     "source_id": f"ocr:{record['source_id']}"})
     return out
-
-
-def _pick(available: int, n: int, rng: np.random.Generator) -> list[int]:
-    """n indices out of `available`: without replacement if n ≤ available, else every index
-    ⌊n/available⌋ times plus a random remainder (balanced oversampling)."""
-    repeats, rest = divmod(n, available)
-    picks = [i for _ in range(repeats) for i in range(available)]
-    picks += rng.permutation(available)[:rest].tolist()
-    return picks
 
 
 def _as_dataset(data: datasets.Dataset | list[dict[str, Any]], name: str) -> datasets.Dataset:
@@ -168,13 +160,13 @@ def mix_datasets(
         if len(hard) == 0:
             raise ValueError("mix_datasets: no hard samples to mix in (is the error folder empty, or filtered out?); "
                              "use ratio=0 to train without replay")
-        parts.append(hard.select(_pick(len(hard), n_hard, rng)))
+        parts.append(hard.select(balanced_pick(len(hard), n_hard, rng)))
     if n_ocr:
         rows = normal.to_list()
         ocr = ocr_records(rows, 1.0)
         if not ocr:
             raise ValueError("mix_datasets: no normal record to build OCR samples from")
-        parts.append(datasets.Dataset.from_list([ocr[i] for i in _pick(len(ocr), n_ocr, rng)]).cast(normal.features))
+        parts.append(datasets.Dataset.from_list([ocr[i] for i in balanced_pick(len(ocr), n_ocr, rng)]).cast(normal.features))
     parts = [p.cast(normal.features) for p in parts]
     combined = datasets.concatenate_datasets(parts)
     return combined.select(rng.permutation(len(combined)).tolist())
