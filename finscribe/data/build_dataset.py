@@ -37,15 +37,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
 from tqdm import tqdm
 
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
+from finscribe.data.inputs import IMAGE_SUFFIXES, check_image, list_files, store_downscaled
 from finscribe.data.records import (  # noqa: F401  (re-exported: the stages import them from here)
     RECORD_KEYS,
     DatasetBuildError,
@@ -56,8 +58,8 @@ from finscribe.data.records import (  # noqa: F401  (re-exported: the stages imp
 )
 from finscribe.data.schema import REGIONS, SchemaError, ordered_fields, read_label, read_region_annotation
 from finscribe.fileio import write_json_atomic
-from finscribe.data.inputs import IMAGE_SUFFIXES, check_image, list_files, store_downscaled
 from finscribe.limits import MAX_PIXELS, MIN_SIDE, PROCESSOR_MAX_PIXELS
+
 UNKNOWN_LAYOUT = "unknown"  # layout of user-supplied crops
 
 

@@ -11,7 +11,7 @@ So 10,000 synthetic and 100 real records at 0.7/0.3 give 10,000 synthetic + 4,28
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import datasets
 import numpy as np

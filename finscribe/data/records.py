@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from finscribe.data.formatters import PAGE
 from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS, target_problems

@@ -54,7 +54,7 @@ def _unknown_currency(code: Any) -> SchemaError:
                        "e.g. 'USD', 'EUR', 'MYR', 'JPY'")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _currency(code: str) -> Currency:
     return Currency(code, babel.numbers.get_currency_symbol(code, locale="en"),
                     babel.numbers.get_currency_precision(code))
