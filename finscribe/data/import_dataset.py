@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe import-dataset") 
     config = parse_config(ImportDatasetConfig, argv, prog, __doc__.split("\n\n")[0])
     try:
         report = import_dataset(config)
-    except FileNotFoundError as err:
+    except OSError as err:  # a missing input, an unwritable output
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {len(report.written)} crop(s) + annotation(s) to {config.output}; "

@@ -36,11 +36,11 @@ from finscribe.data.schema import (
     LINE_ITEM_FIELDS,
     REGIONS,
     SchemaError,
-    _load_json,
     field_type,
     format_decimal,
     format_money,
     get_currency,
+    load_json,
     ordered_fields,
 )
 from finscribe.fileio import write_json_atomic
@@ -209,7 +209,7 @@ def normalize_folder(input_dir: Path, output_dir: Path, rules: Rules) -> Outcome
     for path in paths:
         source = str(path)
         try:
-            data = _load_json(path)
+            data = load_json(path)
         except SchemaError as err:
             outcome.unreadable.append({"source": source, "field": "", "value": None, "reason": str(err)})
             continue
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe normalize-annotat
             report, config_dir = output.with_suffix(".normalize_report.json"), output.parent
         else:
             raise DatasetBuildError(f"{source}: not a folder of annotations or a .jsonl of records")
-    except DatasetBuildError as err:
+    except (DatasetBuildError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     save_config(config, config_dir, name=report.name.replace("report", "config"))

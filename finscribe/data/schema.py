@@ -443,7 +443,8 @@ def target_problems(region: str, fields: Any, *, source: str) -> list[str]:
     return region_problems(region, fields, source=source)
 
 
-def _load_json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
+    """The JSON in `path`; a one-line `SchemaError` for a missing, unreadable or malformed file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -463,13 +464,13 @@ def _load_json(path: Path) -> Any:
 
 def read_label(path: Path, *, complete: bool = False) -> dict[str, Any]:
     """Read and validate a document label file (all its problems in one `SchemaError`)."""
-    return validate_label(_load_json(path), source=str(path), complete=complete)
+    return validate_label(load_json(path), source=str(path), complete=complete)
 
 
 def read_region_annotation(path: Path, *, currency: str | None = None) -> tuple[str, dict[str, Any]]:
     """Read a region annotation `{"region": ..., "fields": {...}}` → (region, fields); a
     `SchemaError` lists every problem of the file."""
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or "region" not in data or "fields" not in data:
         raise SchemaError(f'{path}: expected {{"region": "<name>", "fields": {{...}}}}')
     region = data["region"]
