@@ -186,3 +186,12 @@ def test_train_config_takes_several_files_and_shares(tmp_path):
     assert TrainConfig(data=str(first)).data == (first,)  # a single path from Python still works
     with pytest.raises(SystemExit):
         parse_config(TrainConfig, ["--data", str(first), str(second), "--mix", "1"], "t", "")
+
+
+def test_import_errors_are_one_line(tmp_path, capsys):
+    assert cli_main(["import-dataset", "--format", "sroie", "--input", str(tmp_path / "nothing"),
+                     "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "img/" in err and "\n" not in err
+    assert cli_main(["import-dataset", "--format", "label-studio", "--input", str(tmp_path),
+                     "--output", str(tmp_path / "out")]) == 2
