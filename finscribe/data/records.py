@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from finscribe.data.formatters import PAGE
+from finscribe.data.formatters import OCR_PROMPT, PAGE
 from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS, target_problems
 
 RECORD_KEYS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
@@ -49,7 +49,7 @@ def record_problems(records: Iterable[dict[str, Any]], source: str) -> list[str]
         if region not in (*REGIONS, PAGE):
             problems.append(f"{source}: record {n}: unknown region {region!r}; expected one of {[*REGIONS, PAGE]}")
             continue
-        if record.get("prompt") == "OCR:":
+        if record.get("prompt") == OCR_PROMPT:
             continue
         fields = target_fields(record)
         where = f"{source}: record {n} ({record.get('source_id', '?')})"
@@ -86,7 +86,7 @@ def field_coverage(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any
     totals: Counter = Counter()
     for record in records:
         region, fields = record["region"], target_fields(record)
-        if record.get("prompt") == "OCR:" or not isinstance(fields, dict):
+        if record.get("prompt") == OCR_PROMPT or not isinstance(fields, dict):
             continue
         names = _field_names(region, fields)
         totals[region] += 1
