@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records"),
     "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it"),
     "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest"),
+    "normalize-annotations": ("finscribe.data.normalize", "main", "canonical annotations/targets from dates, amounts as printed, with a report"),
+    "import-dataset": ("finscribe.data.import_dataset", "main", "SROIE, CORD or Label Studio export → crops + annotations (+ report)"),
+    "label-studio-tasks": ("finscribe.data.importers.label_studio", "export_main", "predictions → Label Studio tasks with pre-annotations"),
     "mine": ("finscribe.mining.mine", "main", "run a model over labelled records and log its errors as hard samples"),
     "quickstart": ("finscribe.quickstart", "main", "the whole loop end to end: generate, build, (tiny) model, train, evaluate, compare"),
 }

@@ -61,7 +61,7 @@ def records_jsonl(tmp_path):
     """A records JSONL (8 train + 2 val short totals crops); returns its path."""
     import json
 
-    totals = [f'{{"total":"{i}{i}.{i}0"}}' for i in range(10)]
+    totals = [f'{{"total":"{i * 11}.{i}0"}}' for i in range(10)]  # canonical: '0.00', '11.10', ...
     records = write_records(tmp_path / "crops", totals[:8]) + write_records(tmp_path / "crops", totals[8:], split="val")
     path = tmp_path / "training_dataset.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")

@@ -130,7 +130,9 @@ def test_every_bad_input_is_reported_in_one_list(crops_and_annotations):
     _png(crops / "malformed.png")
     (annotations / "malformed.json").write_text('{"region": "totals_section", "fields": {', encoding="utf-8")
     _png(crops / "schema.png")
-    _annotation(annotations / "schema.json", "totals_section", {"total": "12.00"})
+    # every problem of one file, not only the first: an unknown field and two bad values
+    _annotation(annotations / "schema.json", "totals_section",
+                {"total": "RM 12.00", "tax_rate": "19.0", "due": "2024-01-01"})
     _png(crops / "region.png")
     _annotation(annotations / "region.json", "footer", {"note": "x"})
     _png(crops / "tiny.png", (20, 200))
@@ -148,13 +150,13 @@ def test_every_bad_input_is_reported_in_one_list(crops_and_annotations):
     with pytest.raises(DatasetBuildError) as info:
         build_dataset(crops, annotations, max_pixels=30_000)
     message, problems = str(info.value), info.value.problems
-    assert len(problems) == 12
+    assert len(problems) == 14
     expected = {
         "orphan_crop.png": "crop without annotation",
         "orphan_annotation.json": "annotation without crop",
         "corrupt.png": "unreadable or corrupt image",
         "malformed.json": "malformed JSON",
-        "schema.json": "missing required field",
+        "schema.json": "unknown field(s) ['due']",
         "region.json": "unknown region 'footer'",
         "tiny.png": "image too small",
         "huge.png": "image too large",
@@ -166,6 +168,9 @@ def test_every_bad_input_is_reported_in_one_list(crops_and_annotations):
     for name, reason in expected.items():
         assert any(name in p and reason in p for p in problems), (name, problems)
         assert name in message
+    schema = [p for p in problems if "schema.json" in p]
+    assert len(schema) == 3 and any("'RM 12.00' is not a canonical number" in p for p in schema)
+    assert any("'19.0' is not canonical (expected '19'" in p for p in schema)
     assert "--skip-invalid" in message
 
 
@@ -200,7 +205,7 @@ def test_manifest_problems_are_collected(manifest):
 
 def test_image_limits_and_decompression_guard(tmp_path):
     big = tmp_path / "big.png"
-    Image.new("1", (5000, 5000)).save(big)  # 25 MP, tiny on disk: rejected from the header
+    Image.new("1", (7000, 7000)).save(big)  # 49 MP, tiny on disk: rejected from the header
     assert "too large" in check_image(big)
     truncated = tmp_path / "truncated.png"
     _png(tmp_path / "ok.png", (300, 300))
@@ -226,7 +231,8 @@ def test_cli_writes_jsonl_config_and_invalid_list(crops_and_annotations, tmp_pat
     invalid = (output.parent / "training_dataset.invalid.txt").read_text().splitlines()
     assert len(invalid) == 1 and "orphan.png" in invalid[0]
     assert sorted(p.name for p in output.parent.iterdir()) == [
-        "training_dataset.config.json", "training_dataset.invalid.txt", "training_dataset.jsonl"]  # no temp files
+        "training_dataset.config.json", "training_dataset.invalid.txt", "training_dataset.jsonl",
+        "training_dataset.stats.json"]  # no temp files
     assert "totals_section" in capsys.readouterr().out
 
     dataset = load_records(output)

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
-from finscribe.mining.error_logger import LOG_NAME, file_sha256, log_error
+from finscribe.data.records import RECORD_KEYS
+from finscribe.mining.error_logger import LOG_NAME, ErrorLogError, file_sha256, log_error
 from finscribe.mining.replay_dataset import (
-    RECORD_COLUMNS,
     build_hard_sample_dataset,
     mix_datasets,
     ocr_records,
@@ -43,9 +43,19 @@ def error_dir(tmp_path):
     return folder
 
 
+def test_hard_sample_log_goes_through_the_same_validation(error_dir, tmp_path):
+    bad = tmp_path / "bad.png"
+    Image.new("RGB", (30, 10), (7, 7, 7)).save(bad)
+    log_error(bad, dict(TOTALS, total="$110.00"), None, "NUMERIC_MISMATCH", error_dir, region="totals_section")
+    with pytest.raises(ErrorLogError) as info:
+        build_hard_sample_dataset(error_dir)
+    assert "1 invalid ground truth(s)" in str(info.value)
+    assert "totals_section.total: '$110.00' is not a canonical number" in str(info.value)
+
+
 def test_build_hard_sample_dataset_has_build_dataset_records(error_dir, tmp_path):
     ds = build_hard_sample_dataset(error_dir)
-    assert ds.column_names == list(RECORD_COLUMNS) and len(ds) == 5
+    assert ds.column_names == list(RECORD_KEYS) and len(ds) == 5
     row = ds[0]
     sha = file_sha256(tmp_path / "crop_0.png")
     assert row == {"image": str((error_dir / "images" / f"{sha}.png").resolve()), "prompt": "Totals to JSON:",

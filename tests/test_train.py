@@ -45,6 +45,9 @@ def test_full_sft_writes_a_loadable_run(records_jsonl, tiny_model_dir, tmp_path)
     assert [r["step"] for r in rows if "loss" in r] == [1, 2]
     assert any("eval_loss" in r for r in rows) and any("eval_field_accuracy" in r for r in rows)
     assert json.loads((out / "train_config.json").read_text())["stage"] == "TrainConfig"
+    trained_on = json.loads((out / "training_data.json").read_text())  # fields per region of the training data
+    assert trained_on["train_records"] == 8
+    assert trained_on["field_coverage"]["totals_section"]["fields"] == {"total": 8}
     before, after = _weights(tiny_model_dir), _weights(out)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # full SFT moves the weights
     model, processor = load_model(out, device="cpu")  # the run folder loads like a checkpoint

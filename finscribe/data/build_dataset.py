@@ -7,10 +7,14 @@ Two sources:
 * the `training_manifest.json` written by `finscribe generate` (regions and, optionally,
   whole pages with their full label).
 
+An annotation may carry any non-empty subset of its region's fields (a receipt has no due
+date); the training target is exactly the annotated fields.
+
 Every input is checked before anything is written: crops without annotation and the reverse,
-unreadable or corrupt images, images too small (< 28 px a side) or too large (> 20 MP, checked
-from the header before decoding, which also guards against decompression bombs) for the
-processor, malformed or schema-violating annotations, unknown regions. All problems are
+unreadable or corrupt images, symlink loops, folders named like files, images too small
+(< 28 px a side) or too large (> 40 MP, `finscribe.limits`, checked from the header before
+decoding, which also guards against decompression bombs), malformed or schema-violating
+annotations (every problem of a file, not only the first), unknown regions. All problems are
 collected into one list naming each file. By default a `DatasetBuildError` lists them all; with
 `skip_invalid` the bad inputs are left out and the list is returned (`collect_*` functions,
 and in `dataset.info.description` of the 🤗 Dataset builders); the CLI writes it to
@@ -21,47 +25,42 @@ and in `dataset.info.description` of the 🤗 Dataset builders); the CLI writes 
     finscribe build-dataset --manifest data/synthetic_invoices/training_manifest.json \
         --output data/training_dataset.jsonl [--include-pages] [--skip-invalid]
 
-The CLI writes the JSONL atomically, `<output stem>.config.json` (its BuildDatasetConfig) and
-prints a count per split and region. `load_records(path)` reads a JSONL written here or a
-manifest back as a 🤗 Dataset (used by the trainer and the evaluator).
+The CLI writes the JSONL atomically, `<output stem>.config.json` (its BuildDatasetConfig),
+`<output stem>.stats.json` (per region: records and how many carried each field) and prints a
+count per split and region. Images larger than the processor's own budget
+(`limits.PROCESSOR_MAX_PIXELS`, which it would downscale to anyway) are written downscaled into
+`<output stem>.images/` and the records point there. `load_records(path)` reads a JSONL
+(checking every target) or a manifest back as a 🤗 Dataset (used by the trainer and the evaluator).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
-from PIL import Image
 from tqdm import tqdm
 
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
-from finscribe.data.schema import (
-    REGIONS,
-    SchemaError,
-    read_label,
-    read_region_annotation,
-    validate_region_fields,
+from finscribe.data.inputs import IMAGE_SUFFIXES, check_image, list_files, store_downscaled
+from finscribe.data.records import (  # noqa: F401  (re-exported: the stages import them from here)
+    RECORD_KEYS,
+    DatasetBuildError,
+    check_records,
+    field_coverage,
+    read_jsonl_records,
+    write_jsonl_atomic,
 )
-from finscribe.errors import FinScribeError
+from finscribe.data.schema import REGIONS, SchemaError, ordered_fields, read_label, read_region_annotation
+from finscribe.fileio import write_json_atomic
+from finscribe.limits import MAX_PIXELS, MIN_SIDE, PROCESSOR_MAX_PIXELS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
-MIN_SIDE = 28  # the processor's patch size; smaller images cannot be encoded
-MAX_PIXELS = 20_000_000
-RECORD_KEYS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
 UNKNOWN_LAYOUT = "unknown"  # layout of user-supplied crops
-
-
-class DatasetBuildError(FinScribeError, ValueError):
-    """Some inputs are invalid; `.problems` lists every one of them."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or []
 
 
 @dataclass
@@ -76,7 +75,9 @@ class BuildDatasetConfig:
     splits: tuple[str, ...] = arg((), "manifest splits to keep, e.g. train val (default: all)")
     skip_invalid: bool = arg(False, "leave invalid inputs out (listed in <stem>.invalid.txt) instead of failing")
     min_side: int = arg(MIN_SIDE, "smallest allowed image side in pixels")
-    max_pixels: int = arg(MAX_PIXELS, "largest allowed image area in pixels")
+    max_pixels: int = arg(MAX_PIXELS, "largest allowed image area in pixels (checked before decoding)")
+    downscale_above: int = arg(PROCESSOR_MAX_PIXELS, "images over this many pixels are stored downscaled to it "
+                                                     "in <stem>.images/ (the processor's own limit; 0: never)")
 
     def __post_init__(self) -> None:
         dirs = self.crops_dir is not None or self.annotations_dir is not None
@@ -89,28 +90,11 @@ class BuildDatasetConfig:
             raise ValueError(f"unknown region(s) {unknown}; expected some of {list(REGIONS)}")
 
 
-def check_image(path: Path, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> str | None:
-    """None if `path` is a readable image of a usable size, else the reason it is not."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size  # read from the header: no decoding yet
-            if width * height > max_pixels:
-                return f"image too large ({width}x{height} > {max_pixels} pixels); downscale it"
-            if min(width, height) < min_side:
-                return f"image too small ({width}x{height}; each side must be >= {min_side} px)"
-            image.load()
-    except FileNotFoundError:
-        return "image file not found"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return f"unreadable or corrupt image ({type(err).__name__}: {err})"
-    return None
-
-
 def _record(image: Path, region: str, fields: dict, split: str, source_id: str, layout: str) -> dict[str, Any]:
     return {
         "image": str(image.resolve()),
         "prompt": prompt_for(region),
-        "target": serialize_target(fields),
+        "target": serialize_target(ordered_fields(region, fields)),
         "region": region,
         "split": split,
         "source_id": source_id,
@@ -130,10 +114,6 @@ def _finish(records: list[dict], problems: list[str], skip_invalid: bool, source
     return records, problems
 
 
-def _files(folder: Path) -> Iterable[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
 def collect_from_dirs(
     crops_dir: str | Path, annotations_dir: str | Path, *, split: str = "train", skip_invalid: bool = False,
     min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS,
@@ -144,8 +124,13 @@ def collect_from_dirs(
         if not folder.is_dir():
             raise DatasetBuildError(f"{folder}: not a folder")
     problems: list[str] = []
+    crop_files, bad_crops = list_files(crops_dir, problems)
+    annotation_files, bad_annotations = list_files(annotations_dir, problems)
+    # an entry already reported (a loop, a folder) must not make its partner look orphaned
+    reported = {p.relative_to(crops_dir).with_suffix("") for p in bad_crops}
+    reported |= {p.relative_to(annotations_dir).with_suffix("") for p in bad_annotations}
     crops: dict[Path, Path] = {}
-    for path in _files(crops_dir):
+    for path in crop_files:
         key = path.relative_to(crops_dir).with_suffix("")
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             problems.append(f"{path}: not a supported image type (expected one of {', '.join(IMAGE_SUFFIXES)})")
@@ -154,14 +139,14 @@ def collect_from_dirs(
         else:
             crops[key] = path
     annotations: dict[Path, Path] = {}
-    for path in _files(annotations_dir):
+    for path in annotation_files:
         if path.suffix.lower() != ".json":
             problems.append(f"{path}: not an annotation (expected a .json file)")
         else:
             annotations[path.relative_to(annotations_dir).with_suffix("")] = path
-    for key in sorted(set(crops) - set(annotations)):
+    for key in sorted(set(crops) - set(annotations) - reported):
         problems.append(f"{crops[key]}: crop without annotation (expected {annotations_dir / key}.json)")
-    for key in sorted(set(annotations) - set(crops)):
+    for key in sorted(set(annotations) - set(crops) - reported):
         problems.append(f"{annotations[key]}: annotation without crop (expected {crops_dir / key}.png or similar)")
 
     records = []
@@ -173,7 +158,7 @@ def collect_from_dirs(
         try:
             region, fields = read_region_annotation(annotation)
         except SchemaError as err:
-            problems.append(str(err))
+            problems += err.problems
             continue
         if bad:
             continue
@@ -223,18 +208,19 @@ def collect_from_manifest(
         sid, split, layout = sample["id"], sample["split"], sample.get("layout", UNKNOWN_LAYOUT)
         for region in regions:
             entry = sample["regions"].get(region) if isinstance(sample["regions"], dict) else None
-            if not isinstance(entry, dict) or "crop" not in entry or "annotation" not in entry:
-                problems.append(f"{where} ({sid}): no {region} entry with crop and annotation")
+            if (not isinstance(entry, dict)
+                    or not all(isinstance(entry.get(key), str) for key in ("crop", "annotation"))):
+                problems.append(f"{where} ({sid}): no {region} entry with crop and annotation paths")
                 continue
             crop, annotation = root / entry["crop"], root / entry["annotation"]
             bad = check_image(crop, min_side, max_pixels)
             if bad:
                 problems.append(f"{crop}: {bad}")
             try:
-                found, fields = read_region_annotation(annotation)
-                validate_region_fields(found, fields, source=str(annotation), currency=sample.get("currency"))
+                currency = sample.get("currency") if isinstance(sample.get("currency"), str) else None
+                found, fields = read_region_annotation(annotation, currency=currency)
             except SchemaError as err:
-                problems.append(str(err))
+                problems += err.problems
                 continue
             if bad:
                 continue
@@ -243,8 +229,8 @@ def collect_from_manifest(
                 continue
             records.append(_record(crop, region, fields, split, sid, layout))
         if include_pages:
-            if "page" not in sample or "label" not in sample:
-                problems.append(f"{where} ({sid}): no page/label entry for --include-pages")
+            if not all(isinstance(sample.get(key), str) for key in ("page", "label")):
+                problems.append(f"{where} ({sid}): no page/label paths for --include-pages")
                 continue
             page = root / sample["page"]
             bad = check_image(page, min_side, max_pixels)
@@ -253,7 +239,7 @@ def collect_from_manifest(
             try:
                 label = read_label(root / sample["label"])
             except SchemaError as err:
-                problems.append(str(err))
+                problems += err.problems
                 continue
             if bad:
                 continue
@@ -288,41 +274,17 @@ def build_dataset_from_manifest(
     ))
 
 
-def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """One JSON record per line, written to a temp file and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
 def load_records(path: str | Path) -> datasets.Dataset:
-    """A 🤗 Dataset of records from a JSONL written here or from a manifest (all regions, no pages)."""
+    """A 🤗 Dataset of records from a JSONL written here or from a manifest (all regions, no pages).
+
+    Every target of a JSONL is checked against the data contract: a hand-written file with
+    targets like "RM 57.40" or "25/12/2018" is refused with the list of offending records
+    (`finscribe normalize-annotations` converts such a file, with a report).
+    """
     path = Path(path)
     if path.suffix == ".json":
         return build_dataset_from_manifest(path)
-    records = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetBuildError(f"{path}: not found (build it with `finscribe build-dataset`)") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DatasetBuildError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise DatasetBuildError(f"{path}:{lineno}: record lacks {missing}; rebuild with `finscribe build-dataset`")
-        image = Path(record["image"])
-        record["image"] = str(image if image.is_absolute() else (path.parent / image).resolve())
-        records.append(record)
-    return _to_dataset(records, [])
+    return _to_dataset(check_records(read_jsonl_records(path), str(path)), [])
 
 
 def _summary(records: list[dict]) -> str:
@@ -343,8 +305,14 @@ def main(argv: list[str] | None = None, prog: str = "finscribe build-dataset") -
     else:
         records, problems = collect_from_dirs(config.crops_dir, config.annotations_dir, split=config.split, **limits)
     output = Path(config.output)
+    if config.downscale_above > 0:
+        downscaled = store_downscaled(records, output.with_suffix(".images"), config.downscale_above)
+        if downscaled:
+            print(f"downscaled {downscaled} image(s) over {config.downscale_above:,} pixels into "
+                  f"{output.with_suffix('.images')}")
     write_jsonl_atomic(output, records)
     save_config(config, output.parent, name=output.with_suffix(".config.json").name)
+    write_json_atomic(output.with_suffix(".stats.json"), {"field_coverage": field_coverage(records)})
     if config.skip_invalid:
         invalid = output.with_suffix(".invalid.txt")
         tmp = invalid.with_name(f".{invalid.name}.tmp")

@@ -33,12 +33,8 @@ from fastapi.staticfiles import StaticFiles
 
 from finscribe.config import arg, parse_config
 from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, clamp_box
-from finscribe.deploy.uploads import (
-    UploadError,
-    UploadLimits,
-    decode_upload,
-    parse_boxes,
-)
+from finscribe.deploy.uploads import UploadError, UploadLimits, decode_upload, parse_boxes
+from finscribe.limits import MAX_PIXELS
 
 STATIC_DIR = Path(__file__).parent / "static"
 EXTRACT_PATH = "/v1/extract"
@@ -223,7 +219,7 @@ class ServeConfig:
     port: int = arg(8000, "TCP port (0 = any free port)")
     max_upload_mb: float = arg(20.0, "largest accepted upload in MiB")
     max_pages: int = arg(20, "most pages per PDF/TIFF")
-    max_pixels: int = arg(40_000_000, "most pixels per page (checked from the header before decoding)")
+    max_pixels: int = arg(MAX_PIXELS, "most pixels per page (checked from the header before decoding)")
     pdf_dpi: int = arg(150, "resolution PDF pages are rendered at")
     max_new_tokens: int = arg(512, "generation limit per region")
     batch_size: int = arg(8, "most crops generated together (across queued requests)")

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
+from finscribe.limits import MAX_PIXELS
 
 # What we accept, by sniffed kind: its content types and filename extensions.
 KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -46,7 +47,7 @@ class UploadError(FinScribeError, ValueError):
 class UploadLimits:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pages: int = 20
-    max_pixels: int = 40_000_000
+    max_pixels: int = MAX_PIXELS
     pdf_dpi: int = 150
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from apted import APTED, Config
 from rapidfuzz.distance import Levenshtein
 
-from finscribe.data.schema import REGIONS, field_type, format_decimal
+from finscribe.data.schema import REGIONS, document_currency, field_type, format_decimal
 from finscribe.eval.numeric import canonical_value, values_equal
 
 
@@ -54,13 +54,6 @@ def as_document(obj: Any) -> Any:
     if isinstance(obj, dict) and set(obj) == {"region", "fields"} and obj["region"] in REGIONS:
         return {obj["region"]: obj["fields"]}
     return obj
-
-
-def _currency(gt: dict) -> str | None:
-    for holder in (gt, gt.get("invoice_meta"), gt.get("totals_section")):
-        if isinstance(holder, dict) and isinstance(holder.get("currency"), str):
-            return holder["currency"]
-    return None
 
 
 def _leaves(obj: Any, prefix: str = "", name: str = "") -> Iterable[tuple[str, str, Any]]:
@@ -138,7 +131,7 @@ def field_accuracy(
         gt = {region: gt}
         pred = {region: pred} if isinstance(pred, dict) else pred
     kinds = set(field_types) if field_types is not None else None
-    currency = _currency(gt)
+    currency = document_currency(gt)
     gt_leaves = [
         (path, name, value) for path, name, value in _leaves(gt)
         if kinds is None or field_type(name) in kinds

@@ -36,7 +36,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from finscribe.data.schema import CURRENCIES, field_type
+from finscribe.data.schema import CURRENCY_CODES, field_type, get_currency
 
 # Languages that print `1.234,50`. Swiss locales use `.` as the decimal mark.
 _DECIMAL_COMMA_LANGS = frozenset(
@@ -44,11 +44,15 @@ _DECIMAL_COMMA_LANGS = frozenset(
      "ru", "uk", "tr", "id", "ro", "hu", "el", "bg", "hr", "sl", "lt", "lv", "et"}
 )
 _SPACES = re.compile("[\u00a0\u202f\u2009 '\u2019]")
+# Every ISO 4217 code and its English symbol (Babel), plus the bare signs and "kr" that
+# documents print; longest first so that "CA$" wins over "$".
 _CURRENCY_TOKENS = sorted(
-    {c.code for c in CURRENCIES.values()} | {c.symbol for c in CURRENCIES.values()} | {"$", "€", "£", "¥", "₹"},
+    CURRENCY_CODES | {get_currency(code).symbol for code in CURRENCY_CODES} | {"$", "€", "£", "¥", "₹", "kr"},
     key=len,
     reverse=True,
 )
+_TOKEN_AT_START = re.compile("(?:" + "|".join(map(re.escape, _CURRENCY_TOKENS)) + ")", re.IGNORECASE)
+_TOKEN_AT_END = re.compile("(?:" + "|".join(map(re.escape, _CURRENCY_TOKENS)) + ")$", re.IGNORECASE)
 _NUMBER_BODY = re.compile(r"[0-9.,_]+")
 
 
@@ -65,11 +69,12 @@ def _strip_currency(text: str) -> str:
     while changed:
         changed = False
         text = text.strip()
-        for token in _CURRENCY_TOKENS:
-            if text.upper().startswith(token.upper()):
-                text, changed = text[len(token):], True
-            elif text.upper().endswith(token.upper()):
-                text, changed = text[: -len(token)], True
+        start = _TOKEN_AT_START.match(text)
+        if start and start.end():
+            text, changed = text[start.end():], True
+        end = _TOKEN_AT_END.search(text)
+        if end and end.start() < len(text):
+            text, changed = text[: end.start()], True
         # Any other Unicode currency sign (category Sc) at either end.
         if text and unicodedata.category(text[0]) == "Sc":
             text, changed = text[1:], True

@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from finscribe.config import arg, group, parse_config, save_config
 from finscribe.data.build_dataset import write_jsonl_atomic
+from finscribe.data.records import field_coverage
 from finscribe.data.selection import RecordSelection, load_selection
 from finscribe.errors import FinScribeError
 from finscribe.eval import charts
@@ -164,6 +165,7 @@ def evaluate(config: EvaluateConfig, show_progress: bool = True) -> dict[str, An
     report = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
               "max_new_tokens": config.generation.max_new_tokens, "blank_images": config.blank_images,
               "prediction_seconds": wall, "images_per_second": len(rows) / wall if wall else None,
+              "field_coverage": field_coverage(records),  # partial labels: which fields were scored
               **summarise(rows, held_out_layouts=held_out, resamples=config.resamples, seed=config.seed)}
     write_json_atomic(out / "report.json", report)
     charts.field_accuracy_chart(report["per_field"], out / "field_accuracy.png")

@@ -33,6 +33,19 @@ def _metrics_table(groups: dict[str, dict[str, Any]], first: str) -> list[str]:
     return lines
 
 
+def coverage_lines(coverage: dict[str, dict[str, Any]]) -> list[str]:
+    """The "fields in the labels" table: per region, records and how many carried each field
+    (partial annotations are scored on exactly their fields)."""
+    if not coverage:
+        return []
+    lines = ["", "## Fields in the labels", "", "| region | records | fields per record | field: records |", "|---|---:|---|---|"]
+    for region, row in coverage.items():
+        per_record = ", ".join(f"{k}: {n}" for k, n in row["fields_per_record"].items())
+        fields = ", ".join(f"{name}: {n}" for name, n in row["fields"].items())
+        lines.append(f"| {_cell(region)} | {row['records']} | {_cell(per_record)} | {_cell(fields)} |")
+    return lines
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """report.md of `finscribe evaluate`."""
     lines = [f"# Evaluation of `{report['model']}`", "",
@@ -59,6 +72,7 @@ def report_markdown(report: dict[str, Any]) -> str:
               "| field | accuracy | correct / total |", "|---|---:|---:|"]
     for name, row in report["per_field"].items():
         lines.append(f"| {_cell(name)} | {_f(row['accuracy'])} | {row['correct']} / {row['total']} |")
+    lines += coverage_lines(report.get("field_coverage") or {})
     lines += ["", "## Errors", "", "![error breakdown](error_breakdown.png)", "", "| outcome | records |", "|---|---:|"]
     lines += [f"| {kind} | {n} |" for kind, n in report["error_breakdown"].items()]
     if report["violations"]:

@@ -30,6 +30,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from finscribe.data.formatters import PAGE
+from finscribe.data.schema import document_currency
 from finscribe.eval.bootstrap import bootstrap_ci
 from finscribe.eval.field_accuracy import (
     FieldAccuracy,
@@ -59,19 +60,13 @@ LOWER_IS_BETTER = frozenset({"repetition_rate"})
 SEEN, HELD_OUT = "seen layouts", "held-out layouts"
 
 
-def _currency(gt: dict[str, Any]) -> str | None:
-    meta = gt.get("invoice_meta")
-    currency = meta.get("currency") if isinstance(meta, dict) else gt.get("currency")
-    return currency if isinstance(currency, str) else None
-
-
 def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None]:
     """(TEDS, structure-only TEDS) when the record has a line-item table, else (None, None)."""
     if region == "line_items_table":
         pred_table, gt_table, currency = parsed, gt, None
     elif region == PAGE and isinstance(gt.get("line_items_table"), dict):
         pred_table = parsed.get("line_items_table") if isinstance(parsed, dict) else None
-        gt_table, currency = gt["line_items_table"], _currency(gt)
+        gt_table, currency = gt["line_items_table"], document_currency(gt)
     else:
         return None, None
     return (table_teds(pred_table, gt_table, currency=currency),

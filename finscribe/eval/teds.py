@@ -118,15 +118,16 @@ def _cell_text(name: str, value: Any, currency: str | None) -> str:
     return format_decimal(number)  # same form on both sides: "1234.5" for 1234.50 and 1234.5
 
 
-def line_items_to_html(rows: list[dict], currency: str | None = None) -> str:
+def line_items_to_html(rows: list[dict], currency: str | None = None,
+                       columns: tuple[str, ...] = LINE_ITEM_FIELDS) -> str:
     """An HTML table: a header row, then one row per item (description, quantity, unit_price,
-    line_total), values in canonical form (money per `currency` when given)."""
+    line_total, or the given `columns`), values in canonical form (money per `currency` when given)."""
     cell = lambda text: f"<td>{html_escape.escape(text)}</td>"  # noqa: E731
-    header = "<tr>" + "".join(cell(name) for name in LINE_ITEM_FIELDS) + "</tr>"
+    header = "<tr>" + "".join(cell(name) for name in columns) + "</tr>"
     body = "".join(
         "<tr>" + "".join(
             cell(_cell_text(name, row.get(name) if isinstance(row, dict) else None, currency))
-            for name in LINE_ITEM_FIELDS
+            for name in columns
         ) + "</tr>"
         for row in rows
     )
@@ -140,8 +141,12 @@ def table_teds(
     gt_rows = gt_fields.get("line_items", []) if isinstance(gt_fields, dict) else []
     if not isinstance(pred_fields, dict) or not isinstance(pred_fields.get("line_items"), list):
         return 0.0
+    # Score the columns the label has: a partial annotation (e.g. receipts without unit prices)
+    # must not count the model's extra column against it.
+    present = tuple(f for f in LINE_ITEM_FIELDS if any(isinstance(r, dict) and f in r for r in gt_rows))
+    columns = present or LINE_ITEM_FIELDS
     return teds(
-        line_items_to_html(pred_fields["line_items"], currency),
-        line_items_to_html(gt_rows, currency),
+        line_items_to_html(pred_fields["line_items"], currency, columns),
+        line_items_to_html(gt_rows, currency, columns),
         structure_only=structure_only,
     )

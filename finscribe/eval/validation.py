@@ -32,10 +32,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from finscribe.data.schema import (
-    CURRENCIES,
+    CURRENCY_CODES,
     LINE_ITEM_FIELDS,
     OPTIONAL_FIELDS,
     REGION_FIELDS,
+    document_currency,
     field_type,
     money_quantum,
 )
@@ -106,11 +107,11 @@ def _currency(doc: dict, out: list[Violation]) -> Decimal:
             f"invoice_meta.currency {codes['invoice_meta']!r}",
         ))
     for region, code in codes.items():
-        if code not in CURRENCIES:
+        if code not in CURRENCY_CODES:
             out.append(Violation("unknown_currency", f"{region}.currency",
-                                 f"{region}.currency {code!r} is not one of {sorted(CURRENCIES)}"))
-    known = [code for code in codes.values() if code in CURRENCIES]
-    return money_quantum(known[0]) if known else _DEFAULT_QUANTUM
+                                 f"{region}.currency {code!r} is not an ISO 4217 currency code"))
+    code = (document_currency(doc) or "").strip().upper()
+    return money_quantum(code) if code in CURRENCY_CODES else _DEFAULT_QUANTUM
 
 
 def _mismatch(rule: str, path: str, stated: Decimal, expected: Decimal, formula: str) -> Violation:

@@ -46,7 +46,7 @@ import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, field_type
+from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, document_currency, field_type
 from finscribe.eval.numeric import values_equal
 from finscribe.eval.validation import validate_document
 
@@ -167,7 +167,7 @@ def _diff(pred: Any, gt: Any, path: str, currency: str | None, out: list[FieldEr
             if not isinstance(value, dict):
                 out.append(FieldError(where, ErrorType.MISSING_FIELD, value, gt_value, "expected an object"))
             else:
-                _diff(value, gt_value, where, _currency_of(gt_value, currency), out)
+                _diff(value, gt_value, where, document_currency(gt_value, currency), out)
         elif isinstance(gt_value, list):
             if not isinstance(value, list):
                 out.append(FieldError(where, ErrorType.MISSING_FIELD, value, gt_value, "expected a list of rows"))
@@ -178,15 +178,6 @@ def _diff(pred: Any, gt: Any, path: str, currency: str | None, out: list[FieldEr
     for name in pred:
         if name not in gt and pred[name] is not None:
             out.append(FieldError(_join(path, name), ErrorType.EXTRA_FIELD, pred[name], None, "field not in the document"))
-
-
-def _currency_of(fields: dict[str, Any], default: str | None) -> str | None:
-    if isinstance(fields.get("currency"), str):
-        return fields["currency"]
-    for region in ("invoice_meta", "totals_section"):
-        if isinstance(fields.get(region), dict) and isinstance(fields[region].get("currency"), str):
-            return fields[region]["currency"]
-    return default
 
 
 def _as_document(fields: dict[str, Any], region: str | None) -> dict[str, Any] | None:
@@ -241,7 +232,7 @@ def find_errors(
         errors.append(FieldError("", ErrorType.REPETITION, raw_text, None, "generation repeated itself"))
     if isinstance(pred, dict):
         prefix = region if region and not any(r in gt for r in REGION_FIELDS) else ""
-        _diff(pred, gt, prefix, _currency_of(gt, None), errors)
+        _diff(pred, gt, prefix, document_currency(gt, None), errors)
         arithmetic = _arithmetic_errors(pred, gt, region)
         if arithmetic:
             # The misread numbers show up in the arithmetic: a validator would catch them.

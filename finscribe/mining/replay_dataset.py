@@ -24,10 +24,10 @@ import datasets
 import numpy as np
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
+from finscribe.data.mixing import balanced_pick
+from finscribe.data.records import RECORD_KEYS, record_problems
 from finscribe.mining.error_classifier import ErrorType
 from finscribe.mining.error_logger import ErrorLogError, read_error_log
-
-RECORD_COLUMNS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
 
 
 def hard_sample_records(
@@ -64,6 +64,12 @@ def hard_sample_records(
             "source_id": f"hard:{entry['image_sha256']}",
             "layout": entry.get("layout") or "",
         })
+    # The logged ground truth goes through the same check as every other way data comes in.
+    problems = record_problems(records, f"hard-sample log {error_dir}")
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems)
+        raise ErrorLogError(f"{len(problems)} invalid ground truth(s) in the hard-sample log {error_dir}:\n{shown}\n"
+                            "Fix the labels they were mined from and mine again.")
     return records
 
 
@@ -75,8 +81,8 @@ def build_hard_sample_dataset(
     """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns."""
     records = hard_sample_records(error_dir, region_type, error_types)
     if not records:
-        return datasets.Dataset.from_dict({name: [] for name in RECORD_COLUMNS},
-                                          features=datasets.Features({n: datasets.Value("string") for n in RECORD_COLUMNS}))
+        return datasets.Dataset.from_dict({name: [] for name in RECORD_KEYS},
+                                          features=datasets.Features({n: datasets.Value("string") for n in RECORD_KEYS}))
     return datasets.Dataset.from_list(records)
 
 
@@ -104,7 +110,7 @@ def ocr_records(records: Iterable[dict[str, Any]], fraction: float, seed: int = 
     n = round(fraction * len(usable))
     if n == 0 or not usable:
         return []
-    picks = _pick(len(usable), n, np.random.default_rng([seed, 1]))
+    picks = balanced_pick(len(usable), n, np.random.default_rng([seed, 1]))
     out = []
     for i in picks:
         record = usable[i]
@@ -117,20 +123,11 @@ def ocr_records(records: Iterable[dict[str, Any]], fraction: float, seed: int = 
     return out
 
 
-def _pick(available: int, n: int, rng: np.random.Generator) -> list[int]:
-    """n indices out of `available`: without replacement if n ≤ available, else every index
-    ⌊n/available⌋ times plus a random remainder (balanced oversampling)."""
-    repeats, rest = divmod(n, available)
-    picks = [i for _ in range(repeats) for i in range(available)]
-    picks += rng.permutation(available)[:rest].tolist()
-    return picks
-
-
 def _as_dataset(data: datasets.Dataset | list[dict[str, Any]], name: str) -> datasets.Dataset:
     if isinstance(data, datasets.Dataset):
         return data
     if isinstance(data, list):
-        return datasets.Dataset.from_list(data) if data else datasets.Dataset.from_dict({c: [] for c in RECORD_COLUMNS})
+        return datasets.Dataset.from_list(data) if data else datasets.Dataset.from_dict({c: [] for c in RECORD_KEYS})
     raise TypeError(f"{name} must be a datasets.Dataset or a list of records, got {type(data).__name__}")
 
 
@@ -151,11 +148,11 @@ def mix_datasets(
     if not 0 <= ratio < 1 or not 0 <= ocr_fraction < 1 or ratio + ocr_fraction >= 1:
         raise ValueError(f"need 0 ≤ ratio, ocr_fraction and ratio + ocr_fraction < 1; got {ratio}, {ocr_fraction}")
     normal, hard = _as_dataset(normal, "normal"), _as_dataset(hard, "hard")
-    missing = [c for c in RECORD_COLUMNS if c not in normal.column_names or c not in hard.column_names]
+    missing = [c for c in RECORD_KEYS if c not in normal.column_names or c not in hard.column_names]
     if missing:
-        raise ValueError(f"mix_datasets: column(s) {missing} missing; both sets need {list(RECORD_COLUMNS)}")
-    normal = normal.select_columns(list(RECORD_COLUMNS))
-    hard = hard.select_columns(list(RECORD_COLUMNS))
+        raise ValueError(f"mix_datasets: column(s) {missing} missing; both sets need {list(RECORD_KEYS)}")
+    normal = normal.select_columns(list(RECORD_KEYS))
+    hard = hard.select_columns(list(RECORD_KEYS))
     total = len(normal) / (1 - ratio - ocr_fraction)
     n_hard, n_ocr = round(ratio * total), round(ocr_fraction * total)
     rng = np.random.default_rng(seed)
@@ -164,13 +161,13 @@ def mix_datasets(
         if len(hard) == 0:
             raise ValueError("mix_datasets: no hard samples to mix in (is the error folder empty, or filtered out?); "
                              "use ratio=0 to train without replay")
-        parts.append(hard.select(_pick(len(hard), n_hard, rng)))
+        parts.append(hard.select(balanced_pick(len(hard), n_hard, rng)))
     if n_ocr:
         rows = normal.to_list()
         ocr = ocr_records(rows, 1.0)
         if not ocr:
             raise ValueError("mix_datasets: no normal record to build OCR samples from")
-        parts.append(datasets.Dataset.from_list([ocr[i] for i in _pick(len(ocr), n_ocr, rng)]).cast(normal.features))
+        parts.append(datasets.Dataset.from_list([ocr[i] for i in balanced_pick(len(ocr), n_ocr, rng)]).cast(normal.features))
     parts = [p.cast(normal.features) for p in parts]
     combined = datasets.concatenate_datasets(parts)
     return combined.select(rng.permutation(len(combined)).tolist())

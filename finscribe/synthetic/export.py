@@ -30,12 +30,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from finscribe.config import arg, config_to_dict, parse_config, save_config
-from finscribe.data.schema import CURRENCIES, REGIONS
+from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
 from finscribe.fileio import write_json_atomic
 from finscribe.synthetic.augment import degrade, transform_box
 from finscribe.synthetic.generator import (
     SUPPORTED_LOCALES,
+    SYNTHETIC_CURRENCIES,
     generate_invoice,
     random_invoice_spec,
 )
@@ -89,8 +90,8 @@ class GenerateConfig:
         unknown = [loc for loc in self.locales if loc not in SUPPORTED_LOCALES]
         if unknown or not self.locales:
             raise ValueError(f"unsupported locale(s) {unknown}; supported: {', '.join(SUPPORTED_LOCALES)}")
-        if self.currency is not None and self.currency not in CURRENCIES:
-            raise ValueError(f"unknown currency {self.currency!r}; supported: {', '.join(sorted(CURRENCIES))}")
+        if self.currency is not None and self.currency not in SYNTHETIC_CURRENCIES:
+            raise ValueError(f"unknown currency {self.currency!r}; the generator supports: {', '.join(SYNTHETIC_CURRENCIES)}")
 
 
 def sample_id(i: int) -> str:

@@ -24,7 +24,7 @@ from functools import cache
 
 from faker import Faker
 
-from finscribe.data.schema import CURRENCIES, Invoice, LineItem, Party, round_money
+from finscribe.data.schema import Invoice, LineItem, Party, get_currency, round_money
 from finscribe.synthetic import locales as L
 from finscribe.synthetic.renderer import LAYOUTS
 
@@ -33,8 +33,11 @@ MAX_ITEMS = 25
 MAX_TEXT = 40  # longest single printed line (names, address lines, descriptions)
 
 # Rough value of one unit of each currency in USD terms, so prices stay realistic per currency.
+# These are the currencies synthetic invoices use; the data contract itself takes every ISO 4217
+# code (finscribe.data.schema, from Babel).
 _PRICE_SCALE = {"USD": 1, "EUR": 1, "GBP": 1, "CHF": 1, "CAD": 1.4, "AUD": 1.5, "JPY": 150,
                 "INR": 80, "SEK": 10}
+SYNTHETIC_CURRENCIES: tuple[str, ...] = tuple(sorted(_PRICE_SCALE))
 _SERVICE_HOURS = ("0.25", "0.5", "1", "1.5", "2", "2.5", "3", "4", "6", "7.5", "8", "10", "12",
                   "16", "20", "24", "40")
 _FIRST_DAY = dt.date(2022, 1, 1)
@@ -44,8 +47,8 @@ _LAST_DAY = dt.date(2026, 11, 20)
 def _check_args(num_items: int, currency: str | None, locale: str) -> None:
     if locale not in L.DEFAULT_CURRENCY:
         raise ValueError(f"unsupported locale {locale!r}; supported: {', '.join(SUPPORTED_LOCALES)}")
-    if currency is not None and currency not in CURRENCIES:
-        raise ValueError(f"unknown currency {currency!r}; supported: {', '.join(sorted(CURRENCIES))}")
+    if currency is not None and currency not in SYNTHETIC_CURRENCIES:
+        raise ValueError(f"unknown currency {currency!r}; the generator supports: {', '.join(SYNTHETIC_CURRENCIES)}")
     if isinstance(num_items, bool) or not isinstance(num_items, int) or not 1 <= num_items <= MAX_ITEMS:
         raise ValueError(f"num_items must be an integer from 1 to {MAX_ITEMS}, got {num_items!r}")
 
@@ -116,7 +119,7 @@ def _unit_price(rng: random.Random, currency: str, service: bool) -> Decimal:
         major *= scale
     else:
         major = math.exp(rng.uniform(math.log(1.5), math.log(1800))) * scale
-    if CURRENCIES[currency].minor_units == 0:
+    if get_currency(currency).minor_units == 0:
         step = 10 if major < 5000 else 100
         return Decimal(max(step, round(major / step) * step))
     whole = max(1, int(major))
@@ -247,6 +250,6 @@ def random_invoice_spec(seed: int, i: int, layouts: Sequence[str] | None = None,
     locale = rng.choice(tuple(locales))
     currency = L.DEFAULT_CURRENCY[locale]
     if rng.random() < 0.15:
-        currency = rng.choice(sorted(CURRENCIES))
+        currency = rng.choice(SYNTHETIC_CURRENCIES)
     num_items = rng.choices(range(1, MAX_ITEMS + 1), weights=[max(1, 12 - k // 2) for k in range(1, MAX_ITEMS + 1)])[0]
     return InvoiceSpec(locale, currency, num_items, rng.choice(tuple(layouts)), rng.getrandbits(31))

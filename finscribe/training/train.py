@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import datasets
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, Trainer, TrainingArguments
@@ -33,7 +34,10 @@ from finscribe.data.build_dataset import (
     build_dataset_from_manifest,
     load_records,
 )
+from finscribe.data.mixing import check_shares, mix_datasets_by_share
+from finscribe.data.records import RECORD_KEYS, field_coverage
 from finscribe.errors import FinScribeError
+from finscribe.fileio import write_json_atomic
 from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
 from finscribe.training.callbacks import (
     GenerationEvalCallback,
@@ -57,7 +61,10 @@ class TrainingDataError(FinScribeError, ValueError):
 @dataclass
 class TrainConfig:
     data_dir: Path | None = arg(None, "folder with training_manifest.json (finscribe generate) or a records JSONL (finscribe build-dataset)")
-    data: Path | None = arg(None, "a manifest .json or records .jsonl file (instead of --data-dir)")
+    data: tuple[Path, ...] = arg((), "a manifest .json or records .jsonl file (instead of --data-dir); "
+                                     "several files are concatenated, or mixed at --mix shares")
+    mix: tuple[float, ...] = arg((), "share of each --data file in the training split, e.g. --data synth.jsonl "
+                                     "real.jsonl --mix 0.7 0.3 (smaller files are oversampled, nothing is dropped)")
     model: str = arg(DEFAULT_MODEL_ID, "hub id, local model folder, or LoRA adapter folder to start from")
     output_dir: Path = arg(Path("finetuned_finscribe_vl"), "where the model/adapter, checkpoints and logs go")
     epochs: float = arg(4.0, "training epochs")
@@ -95,8 +102,12 @@ class TrainConfig:
     report_to: tuple[str, ...] = arg(("tensorboard",), "Trainer loggers (tensorboard, wandb, none)")
 
     def __post_init__(self):
-        if self.data is None and self.data_dir is None:
+        if isinstance(self.data, (str, Path)) or self.data is None:  # TrainConfig(data=path) from Python
+            self.data = () if self.data is None else (Path(self.data),)
+        if not self.data and self.data_dir is None:
             raise ValueError("pass --data-dir or --data")
+        if self.mix:
+            check_shares(self.mix, len(self.data))
         if self.use_lora and self.freeze_vision and self.lora_preset == "all":
             raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
         if not 0 <= self.hard_ratio < 1:
@@ -108,10 +119,13 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def _data_file(config: TrainConfig) -> Path:
-    if config.data is not None:
-        return Path(config.data)
-    folder = Path(config.data_dir)
+def _data_files(config: TrainConfig) -> list[Path]:
+    if config.data:
+        return [Path(path) for path in config.data]
+    return [_data_file(Path(config.data_dir))]
+
+
+def _data_file(folder: Path) -> Path:
     for name in ("training_manifest.json", "training_dataset.jsonl"):
         if (folder / name).is_file():
             return folder / name
@@ -125,21 +139,36 @@ def _data_file(config: TrainConfig) -> Path:
     )
 
 
+def _combine(parts: list[Any], config: TrainConfig | None) -> Any:
+    """One set from the sets of several --data files: mixed at --mix shares, else concatenated."""
+    if len(parts) == 1:
+        return parts[0]
+    if config is not None and config.mix:
+        mixed = mix_datasets_by_share(parts, config.mix, seed=config.seed)
+        logger.info("mixed %s at shares %s: %d training records", [str(p) for p in config.data], list(config.mix), len(mixed))
+        return mixed
+    columns = list(RECORD_KEYS)
+    return datasets.concatenate_datasets([p.select_columns(columns).cast(parts[0].select_columns(columns).features)
+                                          for p in parts])
+
+
 def load_splits(config: TrainConfig) -> tuple[Any, Any]:
     """(train, val) 🤗 Datasets of records; val is None when the data has no 'val' split."""
 
-    path = _data_file(config)
-    if path.suffix == ".json":
-        data = build_dataset_from_manifest(path, include_pages="page" in config.regions)
-    else:
-        data = load_records(path)
-    if config.regions:
-        wanted = set(config.regions)
-        data = data.filter(lambda r: r["region"] in wanted)
-    train = data.filter(lambda r: r["split"] == "train")
-    val = data.filter(lambda r: r["split"] == "val")
-    if len(train) == 0:
-        raise TrainingDataError(f"{path}: no 'train' records" + (f" for regions {list(config.regions)}" if config.regions else ""))
+    wanted = set(config.regions)
+    trains, vals = [], []
+    for path in _data_files(config):
+        if path.suffix == ".json":
+            data = build_dataset_from_manifest(path, include_pages="page" in config.regions)
+        else:
+            data = load_records(path)
+        if config.regions:
+            data = data.filter(lambda r: r["region"] in wanted)
+        trains.append(data.filter(lambda r: r["split"] == "train"))
+        vals.append(data.filter(lambda r: r["split"] == "val"))
+        if len(trains[-1]) == 0:
+            raise TrainingDataError(f"{path}: no 'train' records" + (f" for regions {list(config.regions)}" if config.regions else ""))
+    train, val = _combine(trains, config), _combine(vals, None)
     if config.hard_samples is not None:
 
         hard = build_hard_sample_dataset(config.hard_samples, region_type=None)  # ErrorLogError names the folder
@@ -284,6 +313,10 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     args = training_arguments(config, bf16, val_set is not None)
     if args.process_index == 0:  # not config.json: a full model's own config.json goes there
         save_config(config, output_dir, name="train_config.json")
+        # what the model was trained on, per region: records and how many carried each field
+        write_json_atomic(output_dir / "training_data.json", {
+            "data": [str(p) for p in _data_files(config)], "mix": list(config.mix), "train_records": len(train_set),
+            "field_coverage": field_coverage(train_set.select_columns(["region", "prompt", "target"]))})
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("training %s parameters of %s (%s), %d train / %d val records", f"{trainable:,}", f"{total:,}",

@@ -1,0 +1,1 @@
+"""Importers of public real data sets into crops + region annotations (see `import_dataset`)."""
