@@ -1,25 +1,20 @@
 """`finscribe quickstart`: the whole loop end to end, in one command.
 
-generate invoices → build the dataset → init the tiny model (or load a real one) → train →
-evaluate → compare base vs fine-tuned → print where the reports are and the headline numbers.
+generate invoices → build the dataset → train → evaluate → compare base vs fine-tuned (with the
+blank-image control) → print where the reports are and the headline numbers.
 
-    finscribe quickstart                                   # CPU, tiny model from scratch (~10-15 min)
-    finscribe quickstart --model PaddlePaddle/PaddleOCR-VL  # GPU, the real 0.9B model, LoRA
+    finscribe quickstart                                   # CPU: fine-tune the tiny reader (~10-15 min)
+    finscribe quickstart --model PaddlePaddle/PaddleOCR-VL  # GPU: the real 0.9B model, LoRA
 
-Every step writes under `--output-dir` (default runs/quickstart): data/, dataset/, base_model/
-(tiny only), model/, eval/, compare/, plus quickstart_config.json and summary.json.
+Every step writes under `--output-dir` (default runs/quickstart): data/, dataset/, model/, eval/,
+compare/, plus quickstart_config.json and summary.json.
 
-The tiny defaults follow what was measured on a 2-core CPU (benchmarks/RESULTS.md, "Learning
-(tiny model, CPU)"): the totals region only, clean single-locale pages rendered at 200 dpi and
-resized to ~120 vision patches per crop (`--max-pixels`; more patches cost ~2.5x per step), a
-shallow-but-wide decoder and a tokenizer that reads numbers digit by digit. After fine-tuning, the
-same model is evaluated once more on white images of the same sizes (eval_blank_images/): the
-accuracy it keeps there is what it learnt as priors; only the accuracy above it comes from reading
-the document. In the minutes a CPU quickstart allows the tiny model learns the JSON schema and the
-predictable fields (base 0 % -> ~24 % field accuracy) and scores the same on blank images: it
-does not read yet (a from-scratch model needs >= 1,000 steps of fresh images to start reading even
-one amount; benchmarks/reading_probe.py). Reading comes with the real, pretrained model.
-The real model keeps the same data settings unless overridden.
+With `--model tiny` the base is FinScribe's **tiny reader** (`finscribe/assets/tiny_reader`): a
+~2.5 M-parameter PaddleOCR-VL built from the real classes and pretrained on the real model's base
+task, `OCR:` → the text of a crop (`finscribe pretrain-reader`). Like the real PaddleOCR-VL it
+can read but knows no JSON schema; the quickstart fine-tunes it into the extractor. The base of
+the comparison is that reader before fine-tuning, and the same fine-tuned model is scored once
+more on white images of the same sizes: only the accuracy above that control comes from reading.
 """
 
 from __future__ import annotations
@@ -35,40 +30,33 @@ from finscribe.data.build_dataset import build_dataset_from_manifest, write_json
 from finscribe.data.selection import RecordSelection
 from finscribe.errors import ConfigError
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.inference import GenerationArgs
 from finscribe.synthetic.export import generate_dataset
-from finscribe.training.model import build_tiny_model
 from finscribe.training.train import TrainConfig, train
 
 TINY = "tiny"
+TINY_READER = Path(__file__).resolve().parent / "assets" / "tiny_reader"
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class QuickstartConfig:
     output_dir: Path = arg(Path("runs/quickstart"), "folder for every step's outputs")
-    model: str = arg(TINY, "'tiny' (build a small PaddleOCR-VL from scratch, CPU) or a hub id / local path "
-                           "of the real model, e.g. PaddlePaddle/PaddleOCR-VL (GPU)")
-    num_samples: int = arg(500, "invoices to generate (train/val/test split by the generator)")
-    seed: int = arg(0, "dataset, init and training seed")
+    model: str = arg(TINY, "'tiny' (the pretrained tiny reader shipped with FinScribe, CPU) or a hub id / local "
+                           "path of the real model, e.g. PaddlePaddle/PaddleOCR-VL (GPU)")
+    num_samples: int = arg(600, "invoices to generate (train/val/test split by the generator)")
+    seed: int = arg(0, "dataset and training seed")
     workers: int | None = arg(None, "generator worker processes (default: all CPU cores)")
-    dpi: int = arg(200, "page resolution in dots per inch (the tiny model's crops are then resized to --max-pixels)")
+    dpi: int = arg(150, "page resolution in dots per inch (the tiny reader was pretrained at 150)")
     degrade: float = arg(0.0, "share of pages with scan/photo degradation")
     locales: tuple[str, ...] = arg(("en_US",), "locales to draw invoices from")
     held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
     regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
-    # tiny model (ignored with a real --model)
-    hidden_size: int = arg(192, "tiny decoder hidden size")
-    num_layers: int = arg(2, "tiny decoder layers")
-    vision_hidden_size: int = arg(128, "tiny vision encoder hidden size")
-    vision_layers: int = arg(2, "tiny vision encoder layers")
-    num_heads: int = arg(4, "tiny attention heads")
-    max_pixels: int = arg(28 * 28 * 40, "tiny image processor: largest resized crop area (28*28*40 ≈ 120 patches)")
     # training
-    max_steps: int = arg(800, "optimizer steps (~0.4-0.6 s each for the tiny model on 2 CPU cores)")
+    max_steps: int = arg(600, "optimizer steps")
     batch_size: int = arg(16, "crops per optimizer step")
-    learning_rate: float | None = arg(None, "peak learning rate (default: 2e-3 tiny from scratch, 2e-4 LoRA)")
+    learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
     use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
     # evaluation
@@ -86,13 +74,22 @@ class QuickstartConfig:
     def tiny(self) -> bool:
         return self.model == TINY
 
+    def base_model(self) -> str:
+        """The model fine-tuning starts from (and the base of the comparison)."""
+        if not self.tiny:
+            return self.model
+        if not (TINY_READER / "config.json").is_file():
+            raise ConfigError(f"the tiny reader is missing from {TINY_READER}; rebuild it with `finscribe pretrain-reader "
+                              f"--export-dir {TINY_READER}` or pass --model PATH")
+        return str(TINY_READER)
+
     def lora(self) -> bool:
         return (not self.tiny) if self.use_lora is None else self.use_lora
 
     def lr(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-4 if self.lora() else (2e-3 if self.tiny else 2e-5)
+        return 2e-4 if self.lora() else (3e-4 if self.tiny else 2e-5)
 
 
 def _step(name: str, timings: dict[str, float]):
@@ -107,15 +104,10 @@ def _step(name: str, timings: dict[str, float]):
     return _Timer()
 
 
-def tokenizer_texts(records: list[dict[str, Any]]) -> list[str]:
-    """The tiny tokenizer's corpus: every training target and prompt (no test text)."""
-    return [r["target"] for r in records] + sorted({r["prompt"] for r in records})
-
-
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     """Run every step; returns the summary dict (also written to OUTPUT/summary.json)."""
-
-    out = Path(config.output_dir)
+    out = ensure_output_dir(config.output_dir)
+    base = config.base_model()
     save_config(config, out, name="quickstart_config.json")
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -133,17 +125,6 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         if counts["train"] == 0 or counts["test"] == 0:
             raise ConfigError(f"{data} has {counts} records; raise --num-samples so train and test are non-empty")
 
-    if config.tiny:
-
-        with _step("init tiny model", timings):
-            base = str(build_tiny_model(
-                out / "base_model", texts=tokenizer_texts([r for r in records if r["split"] == "train"]),
-                seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
-                vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers,
-                num_heads=config.num_heads, max_pixels=config.max_pixels, **_tiny_extras()))
-    else:
-        base = config.model
-
     with _step("train", timings):
         train_config = TrainConfig(
             data=data, model=base, output_dir=out / "model", max_steps=config.max_steps,
@@ -160,34 +141,25 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     common = dict(generation=generation, records=selection, held_out_layouts=tuple(config.held_out_layouts))
     with _step("evaluate fine-tuned", timings):
         report = evaluate(EvaluateConfig(output_dir=out / "eval", **common))
-    # The control that makes the margin honest: the same fine-tuned model on white images of the
-    # same sizes scores what it learnt as priors (schema, the usual currency, "0.00" discounts);
-    # only the accuracy above this line comes from reading the document.
-    with _step("control: fine-tuned on blank images", timings):
-        blank = evaluate(EvaluateConfig(output_dir=out / "eval_blank_images", blank_images=True, **common))
-    with _step("compare base vs fine-tuned", timings):
-        result = compare(CompareConfig(base=base, output_dir=out / "compare", blank_images=False, **common))
+    # The control that makes the margin honest (compare runs it): the same fine-tuned model on white
+    # images of the same sizes scores what it learnt as priors (schema, the usual currency, "0.00"
+    # discounts); only the accuracy above it comes from reading the document.
+    with _step("compare base vs fine-tuned (+ blank-image control)", timings):
+        result = compare(CompareConfig(base=base, output_dir=out / "compare", blank_images=True, **common))
 
     timings["total"] = round(time.perf_counter() - started, 1)
-    summary = _summary(result, report, blank, out, model_dir, timings)
+    summary = _summary(result, report, out, model_dir, timings)
     write_json_atomic(out / "summary.json", summary)
     print(_summary_text(summary), flush=True)
     return summary
 
 
-def _tiny_extras() -> dict[str, Any]:
-    """Options of `build_tiny_model` that only newer versions have (digit-by-digit tokenizer)."""
-    import inspect
-
-
-    return {"split_digits": True} if "split_digits" in inspect.signature(build_tiny_model).parameters else {}
-
-
 HEADLINE = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
 
 
-def _summary(result: dict[str, Any], report: dict[str, Any], blank: dict[str, Any], out: Path, model_dir: str,
+def _summary(result: dict[str, Any], report: dict[str, Any], out: Path, model_dir: str,
              timings: dict[str, float]) -> dict[str, Any]:
+    blank = result["blank_images"]
     overall = {"base": {}, "model": {}, "model_blank_images": {}}
     for key in HEADLINE:
         delta = result["deltas"][key]
@@ -210,7 +182,6 @@ def _summary(result: dict[str, Any], report: dict[str, Any], blank: dict[str, An
         "reports": {"comparison": str(out / "compare" / "comparison.md"),
                     "comparison_plot": str(out / "compare" / "comparison.png"),
                     "evaluation": str(out / "eval" / "report.md"),
-                    "blank_image_control": str(out / "eval_blank_images" / "report.md"),
                     "loss_curve": str(Path(model_dir) / "loss_curve.png"),
                     "summary": str(out / "summary.json")},
     }

@@ -65,8 +65,6 @@ def test_line_items_compared_row_by_row_and_reordering_is_wrong():
     assert (result.correct, result.total) == (4, 12)
     assert result.per_field["line_items_table.line_items[2].unit_price"] is True
     assert result.per_field["line_items_table.line_items[0].description"] is False
-    # the diagnostic option pairs rows by content instead
-    assert field_accuracy(reordered, gt, unordered_rows=True).accuracy == 1.0
 
 
 def test_missing_row_makes_its_fields_wrong_and_extra_row_is_extra():
@@ -79,12 +77,23 @@ def test_missing_row_makes_its_fields_wrong_and_extra_row_is_extra():
     assert longer.extra_fields == sorted(f"line_items[3].{k}" for k in ROWS[0])
 
 
-def test_unordered_rows_with_a_wrong_row_still_pairs_the_right_ones():
-    wrong = dict(ROWS[0], line_total="5.01")
-    pred = {"line_items": [ROWS[2], wrong, ROWS[1]]}
-    result = field_accuracy(pred, {"line_items": ROWS}, unordered_rows=True)
-    assert (result.correct, result.total) == (11, 12)
-    assert result.per_field["line_items[0].line_total"] is False
+def test_a_dropped_middle_row_costs_only_its_own_fields():
+    """Rows are aligned (eval.rows.align_rows, the aligner mining uses): dropping row 1 does not
+    shift row 2 onto row 1's fields."""
+    result = field_accuracy({"line_items": [ROWS[0], ROWS[2]]}, {"line_items": ROWS})
+    assert (result.correct, result.total) == (8, 12)
+    assert all(not ok for path, ok in result.per_field.items() if path.startswith("line_items[1]"))
+    assert all(ok for path, ok in result.per_field.items() if path.startswith(("line_items[0]", "line_items[2]")))
+
+
+def test_eval_and_mining_pair_rows_the_same_way():
+    from finscribe.mining.error_classifier import find_errors
+
+    pred = {"line_items": [ROWS[0], dict(ROWS[2], line_total="1.00")]}
+    wrong_fields = {p for p, ok in field_accuracy(pred, {"line_items": ROWS}).per_field.items() if not ok}
+    errors = {e.path for e in find_errors(pred, {"line_items": ROWS})}
+    assert wrong_fields == {f"line_items[1].{k}" for k in ROWS[1]} | {"line_items[2].line_total"}
+    assert "line_items[1]" in errors and "line_items[2].line_total" in errors
 
 
 def test_none_or_non_object_prediction_scores_zero_over_all_gt_fields():

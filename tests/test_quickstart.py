@@ -7,20 +7,19 @@ import json
 
 import pytest
 
-from finscribe.quickstart import QuickstartConfig, main, run_quickstart
+from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 
 
 def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
     out = tmp_path / "qs"
-    config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, dpi=100, max_steps=2, batch_size=2,
-                              hidden_size=64, num_layers=1, vision_hidden_size=32, vision_layers=1,
-                              num_heads=2, max_new_tokens=8, eval_limit=4, eval_batch_size=4)
+    config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, max_steps=2, batch_size=2,
+                              max_new_tokens=8, eval_limit=4, eval_batch_size=4)
     summary = run_quickstart(config)
 
-    for name in ("data/training_manifest.json", "dataset/records.jsonl", "base_model/config.json",
+    for name in ("data/training_manifest.json", "dataset/records.jsonl",
                  "model/config.json", "model/loss_curve.png", "eval/report.md", "eval/report.json",
                  "compare/comparison.md", "compare/comparison.json", "compare/comparison.png",
-                 "eval_blank_images/report.md", "summary.json", "quickstart_config.json"):
+                 "compare/blank_images_predictions.jsonl", "summary.json", "quickstart_config.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "summary.json").read_text()) == summary
     for side in ("base", "model", "model_blank_images"):
@@ -28,20 +27,22 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
             value = summary["overall"][side][key]
             assert 0.0 <= value <= 1.0, (side, key, value)
     # the blank-image control is the same fine-tuned model, scored on the same records
-    blank_report = json.loads((out / "eval_blank_images" / "report.json").read_text())
-    assert blank_report["blank_images"] is True and blank_report["model"] == summary["model"]
-    assert blank_report["records"] == summary["test_records"]
+    comparison_json = json.loads((out / "compare" / "comparison.json").read_text())
+    assert comparison_json["model"] == summary["model"]
+    assert comparison_json["blank_images"]["overall"]["records"] == summary["test_records"]
+    blank_rows = (out / "compare" / "blank_images_predictions.jsonl").read_text().splitlines()
+    assert len(blank_rows) == summary["test_records"]
     overall = summary["overall"]
     assert summary["image_dependent_field_accuracy"] == pytest.approx(
         overall["model"]["field_accuracy"] - overall["model_blank_images"]["field_accuracy"])
     assert set(summary["per_field"]) == set(json.loads((out / "eval" / "report.json").read_text())["per_field"])
-    assert summary["base"] == str(out / "base_model")
+    assert summary["base"] == str(TINY_READER)  # the pretrained reader, before fine-tuning
     assert summary["test_records"] == 4
     comparison = (out / "compare" / "comparison.md").read_text()
     assert "base" in comparison.lower() and "field accuracy" in comparison.lower()
+    assert "model on blank images" in comparison
     printed = capsys.readouterr().out
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
-    # only the training records' text goes into the tiny tokenizer: the test targets stay unseen
     records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
     assert {r["region"] for r in records} == {"totals_section"}
     assert {r["split"] for r in records} >= {"train", "test"}

@@ -9,10 +9,9 @@ Choices, so that the number means one thing:
 * Every ground-truth leaf counts once; a missing or unreadable predicted value is wrong.
 * Predicted fields the ground truth lacks do not change the score; they are listed in
   `extra_fields` (so an optional field the label omits is never penalised).
-* Line items are compared row by row (row i with row i, DESIGN §7): a reordered table loses
-  the rows that moved and a missing row makes all its fields wrong. `unordered_rows=True`
-  instead pairs rows greedily by the number of equal fields (highest first, ties by index) —
-  a diagnostic for "right rows, wrong order", not the reported metric.
+* Line items are compared row by row after the order-preserving minimum-cost alignment of
+  `eval/rows.py` (the one mining uses too): a dropped or invented row costs only its own fields
+  instead of shifting every later row, and a reordered table still loses the rows that moved.
 * A `None` prediction (output that was not a JSON object) scores 0 on all ground-truth fields.
 
 `field_f1` and `tree_edit_accuracy` follow Donut (Kim et al. 2022, `JSONParseEvaluator`):
@@ -37,6 +36,7 @@ from rapidfuzz.distance import Levenshtein
 
 from finscribe.data.schema import REGIONS, document_currency, field_type, format_decimal
 from finscribe.eval.numeric import canonical_value, values_equal
+from finscribe.eval.rows import align_rows
 
 
 @dataclass
@@ -83,32 +83,18 @@ def _lookup(obj: Any, path: str) -> Any:
     return obj
 
 
-def _row_score(pred_row: Any, gt_row: Any, currency: str | None) -> int:
-    if not isinstance(pred_row, dict) or not isinstance(gt_row, dict):
-        return int(pred_row == gt_row)
-    return sum(
-        1 for path, name, value in _leaves(gt_row)
-        if (p := _lookup(pred_row, path)) is not _MISSING and values_equal(name, p, value, currency)
-    )
-
-
 def _align_rows(pred: Any, gt: Any, currency: str | None) -> Any:
-    """A copy of pred whose lists of rows are reordered to pair greedily with gt's rows."""
+    """A copy of pred whose lists of rows are reordered to pair with gt's rows as `align_rows`
+    pairs them; a gt row with no partner gets None (its fields are wrong), predicted rows with no
+    partner go after the last gt row (they are extra fields)."""
     if isinstance(pred, dict) and isinstance(gt, dict):
         return {k: _align_rows(v, gt[k], currency) if k in gt else v for k, v in pred.items()}
     if not (isinstance(pred, list) and isinstance(gt, list)):
         return pred
-    pairs = sorted(
-        ((-_row_score(p, g, currency), gi, pi) for gi, g in enumerate(gt) for pi, p in enumerate(pred)),
-    )
-    match: dict[int, int] = {}
-    used: set[int] = set()
-    for _, gi, pi in pairs:
-        if gi not in match and pi not in used:
-            match[gi] = pi
-            used.add(pi)
-    aligned: list[Any] = [pred[match[gi]] if gi in match else None for gi in range(len(gt))]
-    aligned += [p for pi, p in enumerate(pred) if pi not in used]
+    steps = align_rows(pred, gt, currency)
+    match = {g: p for p, g in steps if p is not None and g is not None}
+    aligned: list[Any] = [pred[match[g]] if g in match else None for g in range(len(gt))]
+    aligned += [pred[p] for p, g in steps if g is None]
     return [_align_rows(p, gt[i], currency) if i < len(gt) else p for i, p in enumerate(aligned)]
 
 
@@ -117,7 +103,6 @@ def field_accuracy(
     gt: dict,
     *,
     region: str | None = None,
-    unordered_rows: bool = False,
     field_types: Iterable[str] | None = None,
     locale: str | None = None,
 ) -> FieldAccuracy:
@@ -137,7 +122,7 @@ def field_accuracy(
         if kinds is None or field_type(name) in kinds
     ]
     valid = isinstance(pred, dict)
-    if valid and unordered_rows:
+    if valid:  # rows are paired as mining pairs them (eval.rows.align_rows)
         pred = _align_rows(pred, gt, currency)
     per_field: dict[str, bool] = {}
     for path, name, value in gt_leaves:

@@ -41,6 +41,7 @@ from finscribe.eval.scoring import (
     SEEN,
     metric_terms,
     metrics,
+    per_field_accuracy,
     score_record,
     summarise,
 )
@@ -220,7 +221,7 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
     }
     if config.blank_images:
         control_rows, _ = run_model(config.generation, records, show_progress=show_progress, blank_images=True)
-        result["blank_images"] = {"overall": metrics(control_rows),
+        result["blank_images"] = {"overall": metrics(control_rows), "per_field": per_field_accuracy(control_rows),
                                   "per_region": {region: metrics([r for r in control_rows if r["region"] == region])
                                                  for region in result["per_region"]}}
         write_jsonl_atomic(out / "blank_images_predictions.jsonl", control_rows)

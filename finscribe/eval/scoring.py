@@ -134,6 +134,14 @@ def metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"records": len(rows), **{key: metric_value(rows, key) for key, _ in METRICS}}
 
 
+def per_field_accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Accuracy of every field path over scored rows (row numbers merged), with its counts."""
+    return aggregate(
+        FieldAccuracy(row["field_accuracy"], row["fields_correct"], row["fields_total"], row["per_field"],
+                      valid=row["json_valid"]) for row in rows
+    )["per_field"]
+
+
 def error_kind(row: dict[str, Any]) -> str:
     """One bucket per row: repetition loop, invalid JSON, some fields wrong, all fields correct."""
     if row["repetition"]:
@@ -178,10 +186,7 @@ def summarise(rows: Sequence[dict[str, Any]], *, held_out_layouts: Sequence[str]
     if held_out:
         split = _grouped(rows, lambda r: HELD_OUT if r["layout"] in held_out else SEEN)
         report["generalisation"] = {name: metrics(split.get(name, [])) for name in (SEEN, HELD_OUT)}
-    report["per_field"] = aggregate(
-        FieldAccuracy(row["field_accuracy"], row["fields_correct"], row["fields_total"], row["per_field"],
-                      valid=row["json_valid"]) for row in rows
-    )["per_field"]
+    report["per_field"] = per_field_accuracy(rows)
     report["error_breakdown"] = dict(Counter(error_kind(row) for row in rows).most_common())
     report["violations"] = dict(Counter(v.split(":")[0] for row in rows for v in row["violations"]).most_common())
     n = max(len(rows), 1)

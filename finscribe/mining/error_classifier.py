@@ -46,8 +46,9 @@ import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, document_currency, field_type
+from finscribe.data.schema import REGION_FIELDS, document_currency, field_type
 from finscribe.eval.numeric import values_equal
+from finscribe.eval.rows import align_rows
 from finscribe.eval.validation import validate_document
 
 
@@ -104,48 +105,8 @@ def _leaf_type(name: str) -> ErrorType:
     return ErrorType.TEXT_MISMATCH
 
 
-def _row_cost(pred_row: Any, gt_row: dict[str, Any], currency: str | None) -> int:
-    if not isinstance(pred_row, dict):
-        return len(LINE_ITEM_FIELDS)
-    keys = set(gt_row) | set(pred_row)
-    return sum(
-        1 for k in keys
-        if k not in pred_row or k not in gt_row or not values_equal(k, pred_row[k], gt_row[k], currency)
-    )
-
-
-def _align_rows(pred_rows: list[Any], gt_rows: list[Any], currency: str | None) -> list[tuple[int | None, int | None]]:
-    """Minimum-cost alignment of rows → [(pred index | None, gt index | None)] in order."""
-    n, m = len(pred_rows), len(gt_rows)
-    gap = len(LINE_ITEM_FIELDS)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(1, n + 1):
-        cost[i][0] = i * gap
-    for j in range(1, m + 1):
-        cost[0][j] = j * gap
-    pair = {}
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            gt_row = gt_rows[j - 1] if isinstance(gt_rows[j - 1], dict) else {}
-            pair[i, j] = _row_cost(pred_rows[i - 1], gt_row, currency)
-            cost[i][j] = min(cost[i - 1][j - 1] + pair[i, j], cost[i - 1][j] + gap, cost[i][j - 1] + gap)
-    steps: list[tuple[int | None, int | None]] = []
-    i, j = n, m
-    while i or j:  # prefer pairing rows on ties: a wrong row is a misread before it is a gap
-        if i and j and cost[i][j] == cost[i - 1][j - 1] + pair[i, j]:
-            steps.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif j and cost[i][j] == cost[i][j - 1] + gap:
-            steps.append((None, j - 1))
-            j -= 1
-        else:
-            steps.append((i - 1, None))
-            i -= 1
-    return steps[::-1]
-
-
 def _diff_rows(pred_rows: list[Any], gt_rows: list[Any], path: str, currency: str | None, out: list[FieldError]) -> None:
-    for p, g in _align_rows(pred_rows, gt_rows, currency):
+    for p, g in align_rows(pred_rows, gt_rows, currency):
         if p is None:
             out.append(FieldError(f"{path}[{g}]", ErrorType.TABLE_ROW_MISSING, None, gt_rows[g], "row not predicted"))
         elif g is None:
