@@ -1,11 +1,18 @@
-"""All-or-nothing writes: a reader never sees a half-written JSON file or model folder."""
+"""All-or-nothing writes: a reader never sees a half-written file, figure or model folder.
+
+Every file FinScribe writes goes through `atomic_file` (a unique temp name beside the target,
+then one rename), directly or through `write_json_atomic` / `write_text_atomic` /
+`write_bytes_atomic`; folders go through `atomic_directory`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,20 +20,35 @@ from typing import Any
 from finscribe.errors import OutputLocationError
 
 
-def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 2) -> None:
-    """Write JSON via a temp file + rename so that no half-written file is ever left."""
+@contextlib.contextmanager
+def atomic_file(path: Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside `path` to write into; on success it replaces `path` in one rename,
+    on any error it is removed. The temp name is unique per writer (pid + random), so concurrent
+    writers of the same file never interleave; `fsync=True` flushes it to disk before the rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text via a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> Path:
+    with atomic_file(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 2) -> Path:
+    return write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
 def ensure_output_dir(path: Path) -> Path:

@@ -187,7 +187,7 @@ def test_unwritable_output_dir_fails_cleanly_from_the_command_line(tmp_path: Pat
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
     )
     assert result.returncode == 2
-    assert "error: cannot write to output dir" in result.stderr
+    assert "error: cannot write to output folder" in result.stderr
     assert "Traceback" not in result.stderr
 
 

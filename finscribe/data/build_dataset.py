@@ -57,7 +57,7 @@ from finscribe.data.records import (  # noqa: F401  (re-exported: the stages imp
     write_jsonl_atomic,
 )
 from finscribe.data.schema import REGIONS, SchemaError, ordered_fields, read_label, read_region_annotation
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import write_json_atomic, write_text_atomic
 from finscribe.limits import MAX_PIXELS, MIN_SIDE, PROCESSOR_MAX_PIXELS
 
 UNKNOWN_LAYOUT = "unknown"  # layout of user-supplied crops
@@ -315,9 +315,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe build-dataset") -
     write_json_atomic(output.with_suffix(".stats.json"), {"field_coverage": field_coverage(records)})
     if config.skip_invalid:
         invalid = output.with_suffix(".invalid.txt")
-        tmp = invalid.with_name(f".{invalid.name}.tmp")
-        tmp.write_text("".join(f"{p}\n" for p in problems), encoding="utf-8")
-        tmp.replace(invalid)
+        write_text_atomic(invalid, "".join(f"{p}\n" for p in problems))
         if problems:
             print(f"skipped {len(problems)} invalid input(s); listed in {invalid}")
     print(_summary(records))

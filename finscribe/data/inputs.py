@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from finscribe.fileio import atomic_file
 from finscribe.limits import MAX_PIXELS, MIN_SIDE, downscale
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -94,9 +95,8 @@ def store_downscaled(records: list[dict[str, Any]], folder: Path, max_pixels: in
             small = downscale(image.convert("RGB"), max_pixels)
         name = hashlib.sha256(record["image"].encode("utf-8")).hexdigest()[:16] + ".png"
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.tmp"
-        small.save(tmp, format="PNG")
-        tmp.replace(folder / name)
+        with atomic_file(folder / name) as tmp:
+            small.save(tmp, format="PNG")
         record["image"] = str((folder / name).resolve())
         count += 1
     return count

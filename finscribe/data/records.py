@@ -18,6 +18,7 @@ from typing import Any
 from finscribe.data.formatters import OCR_PROMPT, PAGE
 from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS, target_problems
 from finscribe.errors import FinScribeError
+from finscribe.fileio import atomic_file
 
 RECORD_KEYS = ("image", "prompt", "target", "region", "split", "source_id", "layout")
 
@@ -115,11 +116,9 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """One JSON record per line, written to a temp file and renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def read_jsonl_records(path: Path) -> list[dict[str, Any]]:

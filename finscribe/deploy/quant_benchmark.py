@@ -44,7 +44,7 @@ from finscribe.deploy.quantize import (
 )
 from finscribe.errors import ConfigError
 from finscribe.eval.field_accuracy import field_accuracy
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import write_json_atomic, write_text_atomic
 from finscribe.inference import predict
 
 
@@ -156,8 +156,7 @@ def benchmark_quantization(cfg: QuantBenchmarkConfig) -> dict[str, Any]:
         summary["same_outputs"] = sum(a == b for a, b in zip(f["outputs"], q["outputs"]))
     cfg.output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg.output / "quantization.json", summary)
-    (cfg.output / ".quantization.md.tmp").write_text(markdown_table(summary), encoding="utf-8")
-    (cfg.output / ".quantization.md.tmp").replace(cfg.output / "quantization.md")
+    write_text_atomic(cfg.output / "quantization.md", markdown_table(summary))
     save_config(cfg, cfg.output, name="benchmark_config.json")
     return summary
 

@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 
 from finscribe.data.formatters import REGION_PROMPTS
 from finscribe.errors import FinScribeError
+from finscribe.fileio import atomic_file, write_bytes_atomic
 from finscribe.mining.error_classifier import ErrorType
 
 LOG_NAME = "errors.jsonl"
@@ -110,11 +110,8 @@ def _store_image(image_path: Path, error_dir: Path) -> tuple[str, str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         # A unique temp name per writer, then an atomic rename: two processes storing the same
         # crop both succeed and the file is never seen half-copied.
-        tmp = target.with_name(f".{sha}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(image_path, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with atomic_file(target, fsync=True) as tmp:
+            shutil.copyfile(image_path, tmp)
     return relative, sha
 
 
@@ -292,11 +289,6 @@ def compact_error_log(error_dir: str | Path) -> list[LogProblem]:
         raise ErrorLogError(f"{error_dir / LOG_NAME}: no error log to compact")
     with _locked(error_dir):
         by_key, _, problems, _ = _parse_log(error_dir / LOG_NAME)
-        tmp = error_dir / f".{LOG_NAME}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            for record in by_key.values():
-                handle.write((json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, error_dir / LOG_NAME)
+        lines = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in by_key.values())
+        write_bytes_atomic(error_dir / LOG_NAME, "".join(lines).encode("utf-8"), fsync=True)
     return problems

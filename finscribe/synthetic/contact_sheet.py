@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from finscribe.config import arg, parse_config
+from finscribe.fileio import atomic_file
 from finscribe.synthetic.augment import degrade
 from finscribe.synthetic.generator import SUPPORTED_LOCALES, generate_invoice
 from finscribe.synthetic.renderer import LAYOUTS, render_invoice
@@ -73,9 +74,8 @@ def make_contact_sheet(output: Path, seed: int = 0, *, dpi: int = 100, thumb_wid
         sheet.paste(tile, (12 + (n % columns) * (thumb_width + 12), 12 + (n // columns) * (tile_h + 12)))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    sheet.save(tmp, format="PNG", compress_level=6)
-    tmp.replace(output)
+    with atomic_file(output) as tmp:
+        sheet.save(tmp, format="PNG", compress_level=6)
     return output
 
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from finscribe.config import arg, config_to_dict, parse_config, save_config
 from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.synthetic.augment import degrade, transform_box
 from finscribe.synthetic.generator import (
     SUPPORTED_LOCALES,
@@ -206,15 +206,8 @@ def _prepare_output(config: GenerateConfig) -> None:
     if unknown:
         raise GenerateError(f"unknown held-out layout(s) {unknown}; layouts: {', '.join(LAYOUTS)}")
     out = config.output_dir
-    try:
-        for sub in ("pages", "labels", "crops", "annotations") + (("pdfs",) if config.pdf else ()):
-            (out / sub).mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test.tmp"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise GenerateError(f"cannot write to output dir {out}: {err.strerror or err}; "
-                            "choose a writable --output-dir") from None
+    for sub in ("pages", "labels", "crops", "annotations") + (("pdfs",) if config.pdf else ()):
+        ensure_output_dir(out / sub)
     saved = out / "config.json"
     if config.resume and saved.is_file():
         old = json.loads(saved.read_text(encoding="utf-8"))

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finscribe.fileio import write_bytes_atomic
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {"L": 0, "RGB": 2}
 
@@ -47,8 +49,4 @@ def encode_png(image: Image.Image, text: dict[str, str] | None = None, level: in
 
 def write_png(image: Image.Image, path: str | Path, text: dict[str, str] | None = None) -> Path:
     """Write `image` as PNG to `path` atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encode_png(image, text))
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(Path(path), encode_png(image, text))

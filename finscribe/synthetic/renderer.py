@@ -26,6 +26,7 @@ from fpdf.enums import TextMode
 from PIL import Image
 
 from finscribe.data.schema import REGIONS, Invoice, get_currency
+from finscribe.fileio import atomic_file
 from finscribe.synthetic import locale_format as lf
 from finscribe.synthetic.blocks import footer, footer_top
 from finscribe.synthetic.canvas import Box, Canvas, Page, TextSpan
@@ -197,7 +198,6 @@ def render_pdf(page: RenderedPage, path: str | os.PathLike) -> Path:
         # Stretch so that the invisible text covers the same width as the drawn ink.
         pdf.set_stretching(100.0 if natural <= 0 else max(10.0, min(400.0, 100.0 * (x1 - x0) * scale / natural)))
         pdf.text(x0 * scale, y1 * scale - 0.15 * height, span.text)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pdf.output(str(tmp))
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        pdf.output(str(tmp))
     return path

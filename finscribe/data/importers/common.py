@@ -17,7 +17,7 @@ from PIL import Image
 
 from finscribe.data.normalize import Outcome, Rules, normalize_fields
 from finscribe.data.schema import region_problems
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import atomic_file, write_json_atomic
 from finscribe.limits import MIN_SIDE
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
@@ -71,9 +71,8 @@ def write_pair(output: Path, name: str, image: Image.Image, box: Box | None, reg
     (output / "crops").mkdir(parents=True, exist_ok=True)
     (output / "annotations").mkdir(parents=True, exist_ok=True)
     stem = f"{name}__{region}"
-    tmp = output / "crops" / f".{stem}.png.tmp"
-    crop.convert("RGB").save(tmp, format="PNG")
-    tmp.replace(output / "crops" / f"{stem}.png")
+    with atomic_file(output / "crops" / f"{stem}.png") as tmp:
+        crop.convert("RGB").save(tmp, format="PNG")
     write_json_atomic(output / "annotations" / f"{stem}.json", {"region": region, "fields": fields})
     report.written.append(stem)
     return True

@@ -29,7 +29,7 @@ from finscribe.config import arg, parse_config
 from finscribe.data.importers.common import ImportReport, open_image, write_pair
 from finscribe.data.normalize import Rules
 from finscribe.data.schema import REGION_FIELDS, REGIONS
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import write_json_atomic, write_text_atomic
 
 FIELD_NAMES: tuple[str, ...] = tuple(dict.fromkeys(name for region in REGIONS for name in REGION_FIELDS[region]))
 MODEL_VERSION = "finscribe"
@@ -153,9 +153,7 @@ def export_tasks(predictions: Path, output: Path, url_prefix: str = "/data/local
             rows.append(row)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output, [prediction_task(r, url_prefix, document_root) for r in rows])
-    tmp = output.with_name(".label_config.xml.tmp")
-    tmp.write_text(label_config(), encoding="utf-8")
-    tmp.replace(output.with_name("label_config.xml"))
+    write_text_atomic(output.with_name("label_config.xml"), label_config())
     return len(rows)
 
 
