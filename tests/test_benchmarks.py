@@ -45,7 +45,8 @@ def test_reading_probe_runs_and_writes_its_curve(probe, tmp_path):
                                              hidden_size=32, num_layers=1, vision_hidden_size=32, vision_layers=1,
                                              threads=1))
     assert [r["step"] for r in rows] == [0, 1, 2]
-    assert all(0.0 <= r["digit_accuracy"] <= 1.0 and 0.0 <= r["exact"] <= 1.0 for r in rows)
+    assert rows[0]["train_loss"] is None and all(r["train_loss"] > 0 for r in rows[1:])  # evaluated before any step
+    assert all(len(r["example"]) == 2 and r["example"][1].replace(".", "").isdigit() for r in rows)
     saved = json.loads((out / "reading_probe.json").read_text())
     assert saved["points"] == json.loads(json.dumps(rows))
     assert (out / "reading_probe.png").read_bytes()[:4] == b"\x89PNG"

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from finscribe.training.model import (
-    DEFAULT_MODEL_ID,
     IMAGE_TOKEN,
     ModelNotAvailableError,
     build_tiny_model,
@@ -63,7 +62,6 @@ def test_unreachable_hub_id_gives_clear_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelNotAvailableError, match="no access to the Hugging Face Hub.*init-tiny-model"):
         load_model("finscribe-test/no-such-model", device="cpu")
-    assert DEFAULT_MODEL_ID == "PaddlePaddle/PaddleOCR-VL"
 
 
 def test_folder_that_is_not_a_model_is_rejected(tmp_path):

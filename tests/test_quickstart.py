@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from finscribe.eval.scoring import metric_value
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 
 
@@ -22,10 +23,12 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
                  "compare/blank_images_predictions.jsonl", "summary.json", "quickstart_config.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "summary.json").read_text()) == summary
-    for side in ("base", "model", "model_blank_images"):
+    # every headline number is the one recomputed from the rows of its predictions file
+    for side, rows_file in (("base", "base_predictions.jsonl"), ("model", "model_predictions.jsonl"),
+                            ("model_blank_images", "blank_images_predictions.jsonl")):
+        rows = [json.loads(line) for line in (out / "compare" / rows_file).read_text().splitlines()]
         for key in ("field_accuracy", "char_accuracy", "exact_match"):
-            value = summary["overall"][side][key]
-            assert 0.0 <= value <= 1.0, (side, key, value)
+            assert summary["overall"][side][key] == pytest.approx(metric_value(rows, key)), (side, key)
     # the blank-image control is the same fine-tuned model, scored on the same records
     comparison_json = json.loads((out / "compare" / "comparison.json").read_text())
     assert comparison_json["model"] == summary["model"]
