@@ -24,7 +24,6 @@ depend on the machine's load: record it beside the figures.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -54,7 +53,7 @@ CURRENCY_CYCLE = ("USD", "JPY", "EUR", "GBP", "INR", "CHF")
 class OverheadConfig:
     batch_size: int = arg(8, "rows per batch (mixed regions)")
     repeats: int = arg(5, "timed runs per engine (the median is reported); one warm-up run is not timed")
-    engines: list[str] = arg(["xgrammar", "llguidance"], "grammar engines to measure")
+    engines: tuple[str, ...] = arg(("xgrammar", "llguidance"), "grammar engines to measure")
     threads: int = arg(1, "torch intra-op threads (the machine is shared: 1 avoids oversubscription)")
     max_text_length: int = arg(0, "bound on text values in the schema (0: unbounded; xgrammar 0.2.9 rejects escapes such as \\n in a bounded string)")
     max_new_tokens: int = arg(1024, "generation cap (every teacher target ends well before it)")
@@ -154,25 +153,52 @@ def _inputs(processor: Any, regions: list[str], images: list[Image.Image]) -> di
         tokenizer.padding_side = side
 
 
-def time_engine(model: Any, inputs: dict, make_grammar: Any, teacher_ids: list[list[int]], eos_id: int,
-                pad_id: int, config: OverheadConfig) -> dict[str, Any]:
-    """Median wall s/step and grammar s/step over `repeats` runs (+1 warm-up); the outputs."""
+def run_once(model: Any, inputs: dict, grammar: Any, teacher_ids: list[list[int]], eos_id: int, pad_id: int,
+             max_new_tokens: int) -> tuple[float, int, list[list[int]]]:
+    """One greedy generate with the teacher (+ the grammar processor) → (wall s, steps, new tokens)."""
     prompt_length = inputs["input_ids"].shape[1]
-    walls, grammar_times, steps, output = [], [], 0, None
-    for run in range(config.repeats + 1):
-        grammar = make_grammar(prompt_length) if make_grammar else None
-        processors = LogitsProcessorList([TeacherBias(teacher_ids, eos_id, prompt_length)] + ([grammar] if grammar else []))
-        start = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=config.max_new_tokens,
-                                    eos_token_id=eos_id, pad_token_id=pad_id, logits_processor=processors)
-        wall = time.perf_counter() - start
-        steps = output.shape[1] - prompt_length
-        if run:  # the first run warms caches and is not timed
-            walls.append(wall / steps)
-            grammar_times.append(grammar.seconds / steps if grammar else 0.0)
-    return {"steps": steps, "wall_s_per_step": statistics.median(walls),
-            "grammar_s_per_step": statistics.median(grammar_times), "output": output[:, prompt_length:].tolist()}
+    processors = LogitsProcessorList([TeacherBias(teacher_ids, eos_id, prompt_length)] + ([grammar] if grammar else []))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                eos_token_id=eos_id, pad_token_id=pad_id, logits_processor=processors)
+    return time.perf_counter() - start, output.shape[1] - prompt_length, output[:, prompt_length:].tolist()
+
+
+def time_variants(model: Any, inputs: dict, makers: dict[str, Any], teacher_ids: list[list[int]], eos_id: int,
+                  pad_id: int, config: OverheadConfig) -> dict[str, dict[str, Any]]:
+    """Median wall s/step and grammar s/step per variant over `repeats` rounds (+1 warm-up round).
+    The variants run in turn inside each round, so a change in the machine's load hits them alike."""
+    prompt_length = inputs["input_ids"].shape[1]
+    timings: dict[str, dict[str, Any]] = {name: {"walls": [], "grammar": []} for name in makers}
+    for round_ in range(config.repeats + 1):
+        for name, make in makers.items():
+            grammar = make(prompt_length) if make else None
+            wall, steps, output = run_once(model, inputs, grammar, teacher_ids, eos_id, pad_id, config.max_new_tokens)
+            timing = timings[name]
+            timing.update(steps=steps, output=output)
+            if round_:  # the first round warms caches and is not timed
+                timing["walls"].append(wall / steps)
+                timing["grammar"].append(grammar.seconds / steps if grammar else 0.0)
+    return {name: {"steps": t["steps"], "output": t["output"], "wall_s_per_step": statistics.median(t["walls"]),
+                   "grammar_s_per_step": statistics.median(t["grammar"])} for name, t in timings.items()}
+
+
+def _replay_matchers(engine: str, tokenizer: Any, vocab_size: int, eos_id: int, regions: list[str],
+                     bound: int | None) -> tuple[Any, Any]:
+    """Fresh matchers for every row → (fill(row, bitmask), accept(row, token) -> bool)."""
+    if engine == "xgrammar":
+        import xgrammar as xgr
+
+        matchers = [xgr.GrammarMatcher(compiled_grammar(tokenizer, region, vocab_size=vocab_size, eos_token_ids=[eos_id],
+                                                        max_text_length=bound)) for region in regions]
+        return (lambda row, mask: matchers[row].fill_next_token_bitmask(mask, row),
+                lambda row, token: matchers[row].accept_token(token))
+    import llguidance.torch
+
+    matchers = _llg_matchers(_llg_tokenizer(tokenizer, vocab_size, eos_id), regions, bound)
+    return (lambda row, mask: llguidance.torch.fill_next_token_bitmask(matchers[row], mask, row),
+            lambda row, token: matchers[row].consume_token(token))
 
 
 def replay_real_tokenizer(folder: str, regions: list[str], targets: list[str], engines: list[str],
@@ -189,28 +215,10 @@ def replay_real_tokenizer(folder: str, regions: list[str], targets: list[str], e
     steps = max(len(r) for r in token_rows)
     result: dict[str, Any] = {"vocab_size": vocab_size, "len_tokenizer": len(tokenizer), "steps": steps}
     for engine in engines:
-        if engine == "xgrammar":
-            import xgrammar as xgr
-
-            grammars = [compiled_grammar(tokenizer, r, vocab_size=vocab_size, eos_token_ids=[eos_id], max_text_length=bound) for r in regions]
-            bitmask = xgr.allocate_token_bitmask(len(regions), vocab_size)
-
-            def make():
-                ms = [xgr.GrammarMatcher(g) for g in grammars]
-                return lambda row, mask: ms[row].fill_next_token_bitmask(mask, row), lambda row, tok: ms[row].accept_token(tok)
-        else:
-            import llguidance.torch
-
-            llg_tok = _llg_tokenizer(tokenizer, vocab_size, eos_id)
-            bitmask = llguidance.torch.allocate_token_bitmask(len(regions), vocab_size)
-
-            def make():
-                ms = _llg_matchers(llg_tok, regions, bound)
-                return (lambda row, mask: llguidance.torch.fill_next_token_bitmask(ms[row], mask, row),
-                        lambda row, tok: ms[row].consume_token(tok))
+        bitmask = torch.full((len(regions), (vocab_size + 31) // 32), -1, dtype=torch.int32)
         per_step, rejected = [], []
         for _ in range(repeats + 1):
-            fill, accept = make()
+            fill, accept = _replay_matchers(engine, tokenizer, vocab_size, eos_id, regions, bound)
             done = [False] * len(token_rows)  # a row stops at the end of its target or at a rejection
             start = time.perf_counter()
             for step in range(steps):
@@ -244,26 +252,29 @@ def main(argv: list[str] | None = None) -> int:
     teacher_ids = [tokenizer.encode(t, add_special_tokens=False) for t in targets]
 
     bound = config.max_text_length or None
-    baseline = time_engine(model, inputs, None, teacher_ids, eos_id, pad_id, config)
-    rows = []
+    makers: dict[str, Any] = {"none": None}
     for engine in config.engines:
         if engine == "xgrammar":
-            grammars = [compiled_grammar(tokenizer, r, vocab_size=vocab_size, eos_token_ids=[eos_id], max_text_length=bound) for r in regions]
-            make = lambda n, g=grammars: RegionConstraint(g, n)  # noqa: E731
+            grammars = [compiled_grammar(tokenizer, r, vocab_size=vocab_size, eos_token_ids=[eos_id],
+                                         max_text_length=bound) for r in regions]
+            makers[engine] = lambda n, g=grammars: RegionConstraint(g, n)
         elif engine == "llguidance":
             llg_tok = _llg_tokenizer(tokenizer, vocab_size, eos_id)
-            make = lambda n, t=llg_tok: LLGuidanceConstraint(_llg_matchers(t, regions, bound), vocab_size, n)  # noqa: E731
+            makers[engine] = lambda n, t=llg_tok: LLGuidanceConstraint(_llg_matchers(t, regions, bound), vocab_size, n)
         else:
             raise ValueError(f"--engines: unknown engine {engine!r}; use xgrammar and/or llguidance")
-        timed = time_engine(model, inputs, make, teacher_ids, eos_id, pad_id, config)
-        # False: the engine masked a token of a canonical target (the decoded sequences then differ).
-        accepts = timed["output"] == baseline["output"]
-        rows.append({"engine": engine, "accepts_targets": accepts, "steps": timed["steps"],
+    timed = time_variants(model, inputs, makers, teacher_ids, eos_id, pad_id, config)
+    baseline = timed.pop("none")
+    rows = []
+    for engine, t in timed.items():
+        rows.append({"engine": engine,
+                     # False: the engine masked a token of a canonical target (the decoded sequences differ).
+                     "accepts_targets": t["output"] == baseline["output"], "steps": t["steps"],
                      "baseline_ms_per_step": baseline["wall_s_per_step"] * 1e3,
-                     "constrained_ms_per_step": timed["wall_s_per_step"] * 1e3,
-                     "grammar_ms_per_step": timed["grammar_s_per_step"] * 1e3,
-                     "overhead_pct": 100 * timed["grammar_s_per_step"] / baseline["wall_s_per_step"],
-                     "end_to_end_pct": 100 * (timed["wall_s_per_step"] / baseline["wall_s_per_step"] - 1)})
+                     "constrained_ms_per_step": t["wall_s_per_step"] * 1e3,
+                     "grammar_ms_per_step": t["grammar_s_per_step"] * 1e3,
+                     "overhead_pct": 100 * t["grammar_s_per_step"] / baseline["wall_s_per_step"],
+                     "end_to_end_pct": 100 * (t["wall_s_per_step"] / baseline["wall_s_per_step"] - 1)})
     real = replay_real_tokenizer(config.real_tokenizer, regions, targets, config.engines, config.repeats, bound)
 
     from importlib.metadata import version

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import torch

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from finscribe.constrained import RegionConstraint, compiled_grammar, currency_groups, region_schema
+from finscribe.constrained import (
+    RegionConstraint,
+    compiled_grammar,
+    currency_groups,
+    region_schema,
+)
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
 from finscribe.data.schema import (
     CURRENCIES,
@@ -224,6 +229,7 @@ def steered_model(tmp_path_factory, tiny_model_dir):
     Unconstrained, it reproduces them; that is what constrained decoding must prevent. (The long
     line-items target is left out: the tiny model would need many more steps to learn it.)"""
     from deploy_helpers import overfit_tiny_model
+
     from finscribe.training.model import load_model
 
     records = [r for r in held_out_records(count_per_region=1, seed=800) if r["region"] != "line_items_table"]
