@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+from test_inference import looping_model  # noqa: F401 (the fixture: weights that loop "123123...")
 
 from finscribe.constrained import (
     RegionConstraint,
@@ -326,3 +328,19 @@ def test_real_sentencepiece_tokenizer_grammars():
     allowed = torch.isfinite(scores[0]).nonzero().flatten().tolist()
     assert allowed and all(tokenizer.decode([t]).startswith("{") for t in allowed)  # "{", "{\"", "{}", <0x7B>
     assert json.dumps(region_schema("page"))  # the page schema is plain JSON
+
+
+def test_repetition_guard_stops_a_constrained_row_and_the_batch_goes_on(looping_model):  # noqa: F811
+    """A model that loops "123123..." inside a constrained text value: the guard stops that row
+    (marked `repetition`), the processor lets the stopped row's padding through, and the other
+    rows of the batch finish under their own grammars."""
+    model, processor = looping_model
+    image = Image.new("RGB", (120, 40), "white")
+    regions = ["vendor_block", "totals_section", "client_info"]
+    preds = predict(model, processor, [image] * 3, "page", regions=regions, max_new_tokens=64, constrained=True)
+    looping, finished, other = preds
+    for pred in (looping, other):  # looped inside a string value, stopped well before the cap
+        assert pred.repetition and "123123123" in pred.raw_text and pred.new_tokens < 64, pred.raw_text
+        assert pred.parsed is None  # cut, so not JSON: the guard's stop is reported, never repaired
+    assert not finished.repetition and finished.parsed is not None, finished.raw_text
+    assert contract_violations("totals_section", finished.parsed) == []
