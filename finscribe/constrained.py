@@ -12,16 +12,17 @@ What the schema allows (DESIGN §3): only the region's known keys, in canonical 
 optional (the model may omit what it cannot read, never invent a key); amounts as canonical
 decimal strings with exactly the currency's minor units; dates `YYYY-MM-DD` (valid calendar
 dates, years 1900-2099); quantities and rates canonical decimals; text any JSON string;
-`line_items` an array of rows with the four row fields. The currency comes *after* the amounts in canonical key order, so
-without a known currency the object is an `anyOf` over minor-unit groups: amounts with 0
-decimals paired with the 0-decimal currencies, 2 with 2, 3 with 3, and so on. The output is
-compact JSON (no whitespace), as in the training targets, and EOS is allowed only once the object
-is complete. The number of rows is bounded (`MAX_LINE_ITEMS`).
+`line_items` an array of rows with the four row fields (at most `MAX_LINE_ITEMS`). The currency
+comes *after* the amounts in canonical key order, so without a known currency the object is an
+`anyOf` over minor-unit groups: amounts with 0 decimals paired with the 0-decimal currencies,
+2 with 2, 3 with 3, and so on. The output is compact JSON (no whitespace), as in the training
+targets, and EOS is allowed only once the object is complete.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -43,8 +44,8 @@ from finscribe.data.schema import (
 # JSON escapes ("\\n" in an address) from a string with minLength/maxLength, which would make
 # canonical labels unreachable; a model looping inside a string is stopped by the repetition guard.
 MAX_LINE_ITEMS = 50
-# Canonical numbers: no sign on zero is not enforced (format_money keeps "-0.00"), no leading zeros,
-# at most 15 integer digits (beyond any invoice, keeps a digit run from going on forever).
+# Canonical numbers: no '+', no exponent, no leading zeros; at most 15 integer digits (beyond any
+# invoice; a digit run cannot go on forever). "-0.00" stays allowed: format_money writes it.
 _INTEGER = r"-?(0|[1-9][0-9]{0,14})"
 DECIMAL_PATTERN = "^" + _INTEGER + r"(\.[0-9]{0,7}[1-9])?$"  # format_decimal: no trailing zeros
 # Valid calendar dates 1900-2099 (Feb 29 only in leap years), so `date.fromisoformat` accepts them.
@@ -113,17 +114,15 @@ def region_schema(region: str, currency: str | None = None, *, max_text_length: 
     """
     if region != PAGE and region not in REGION_FIELDS:
         raise ValueError(f"unknown region {region!r}; expected one of {', '.join((*REGIONS, PAGE))}")
+    has_amounts = region == PAGE or any(field_type(f) == "money" or f == "line_items" for f in REGION_FIELDS[region])
+    if currency is None and not has_amounts:  # nothing to pair a currency with: any known code
+        return _region_object(region, 2, sorted(CURRENCIES), max_text_length, max_line_items)
     branches = []
     for minor_units, codes in currency_groups(currency).items():
         regions = REGIONS if region == PAGE else (region,)
         objects = {r: _region_object(r, minor_units, codes, max_text_length, max_line_items) for r in regions}
         branches.append(_object(objects) if region == PAGE else objects[region])
-    if len(branches) == 1:
-        return branches[0]
-    uses_money = region == PAGE or any(field_type(f) == "money" or f == "line_items" for f in REGION_FIELDS[region])
-    if not uses_money:  # no amounts to pair with: one object whose currency is any known code
-        return _region_object(region, 2, sorted(CURRENCIES), max_text_length, max_line_items)
-    return {"anyOf": branches}
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
 # ----------------------------------------------------------------------------- engine (xgrammar)
@@ -133,9 +132,16 @@ def region_schema(region: str, currency: str | None = None, *, max_text_length: 
 _COMPILERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiler(tokenizer: Any, vocab_size: int, eos_token_ids: tuple[int, ...]) -> tuple[Any, dict]:
-    import xgrammar as xgr
+def _xgrammar() -> Any:
+    try:
+        import xgrammar
+    except ImportError:
+        raise ImportError("constrained decoding needs the xgrammar package: pip install 'xgrammar>=0.2.9'") from None
+    return xgrammar
 
+
+def _compiler(tokenizer: Any, vocab_size: int, eos_token_ids: tuple[int, ...]) -> tuple[Any, dict]:
+    xgr = _xgrammar()
     per_tokenizer = _COMPILERS.setdefault(tokenizer, {})
     key = (vocab_size, eos_token_ids)
     if key not in per_tokenizer:
@@ -171,9 +177,7 @@ class RegionConstraint(LogitsProcessor):
     """
 
     def __init__(self, grammars: Sequence[Any], prompt_length: int):
-        import xgrammar as xgr
-
-        self._xgr = xgr
+        self._xgr = xgr = _xgrammar()
         self.matchers = [xgr.GrammarMatcher(grammar) for grammar in grammars]
         self.vocab_size = grammars[0].tokenizer_info.vocab_size
         self.bitmask = xgr.allocate_token_bitmask(len(grammars), self.vocab_size)
@@ -182,8 +186,6 @@ class RegionConstraint(LogitsProcessor):
         self.seconds = 0.0  # time spent here (benchmarks read it)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        import time
-
         start = time.perf_counter()
         if input_ids.shape[1] > self.prompt_length:
             last = input_ids[:, -1].tolist()
@@ -199,7 +201,3 @@ class RegionConstraint(LogitsProcessor):
         self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device), vocab_size=self.vocab_size)
         self.seconds += time.perf_counter() - start
         return scores
-
-    def completed(self) -> list[bool]:
-        """Per row: whether its grammar accepted a complete object and the EOS."""
-        return [matcher.is_terminated() for matcher in self.matchers]
