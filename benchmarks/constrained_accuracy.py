@@ -24,7 +24,7 @@ import torch
 from finscribe.config import arg, parse_config
 from finscribe.eval.scoring import METRICS, metrics, score_record
 from finscribe.fileio import write_json_atomic
-from finscribe.inference import predict_records
+from finscribe.inference import GenerationArgs, predict_records
 
 
 @dataclass
@@ -52,15 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(AccuracyConfig, argv, prog="constrained_accuracy.py",
                           description="Field accuracy with and without constrained decoding, same crops.")
     torch.set_num_threads(config.threads)
-    from finscribe.training.model import load_model
-
-    model, processor = load_model(config.model, device="cpu", dtype="float32")
+    generation = GenerationArgs(model=config.model, device="cpu", dtype="float32", batch_size=config.batch_size,
+                                max_new_tokens=config.max_new_tokens)
+    model, processor = generation.load()
     records = _records(config)
     results = {}
     for constrained in (False, True):
         start = time.perf_counter()
-        preds = predict_records(model, processor, records, batch_size=config.batch_size,
-                                max_new_tokens=config.max_new_tokens, constrained=constrained, show_progress=False)
+        preds = predict_records(model, processor, records, generation, constrained=constrained, show_progress=False)
         rows = [score_record(record, pred) for record, pred in zip(records, preds)]
         results["constrained" if constrained else "unconstrained"] = dict(
             metrics(rows), seconds=round(time.perf_counter() - start, 1))

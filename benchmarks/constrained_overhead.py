@@ -43,7 +43,7 @@ from finscribe.constrained import RegionConstraint, compiled_grammar, region_sch
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
 from finscribe.data.schema import REGIONS
 from finscribe.fileio import write_json_atomic
-from finscribe.training.collate import render_prompt
+from finscribe.prompting import render_prompt
 
 REGION_CYCLE = (*REGIONS, PAGE)
 CURRENCY_CYCLE = ("USD", "JPY", "EUR", "GBP", "INR", "CHF")
@@ -238,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(OverheadConfig, argv, prog="constrained_overhead.py",
                           description="Per-token overhead of schema-constrained decoding per grammar engine.")
     torch.set_num_threads(config.threads)
-    from finscribe.training.model import build_tiny_model, load_model
+    from finscribe.model import load_model
+    from finscribe.training.model import build_tiny_model, default_corpus
 
-    model_dir = build_tiny_model(Path(tempfile.mkdtemp(prefix="finscribe-constrained-")) / "tiny", seed=0)
+    model_dir = build_tiny_model(Path(tempfile.mkdtemp(prefix="finscribe-constrained-")) / "tiny", default_corpus(),
+                                 seed=0)
     model, processor = load_model(model_dir, device="cpu", dtype="float32")
     model.eval()
     tokenizer = processor.tokenizer

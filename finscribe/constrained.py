@@ -9,14 +9,15 @@ per step. `predict(..., constrained=True)` adds one `RegionConstraint` logits pr
     [pred] = predict(model, processor, ["crop.png"], "totals_section", constrained=True)
 
 What the schema allows (DESIGN §3): only the region's known keys, in canonical order, each one
-optional (the model may omit what it cannot read, never invent a key); amounts as canonical
+optional (the model may omit what it cannot read, never invent a key; `{}` says nothing was
+readable), a line-item row or a region inside a page only with at least one field; amounts as canonical
 decimal strings with exactly the currency's minor units; dates `YYYY-MM-DD` (valid calendar
 dates, years 1900-2099); quantities and rates canonical decimals; text any JSON string;
-`line_items` an array of rows with the four row fields (at most `MAX_LINE_ITEMS`). The currency
-comes *after* the amounts in canonical key order, so without a known currency the object is an
-`anyOf` over minor-unit groups: amounts with 0 decimals paired with the 0-decimal currencies,
-2 with 2, 3 with 3, and so on. The output is compact JSON (no whitespace), as in the training
-targets, and EOS is allowed only once the object is complete.
+`line_items` an array of rows (at most `MAX_LINE_ITEMS`), each a non-empty subset of the four
+row fields. The currency comes *after* the amounts in canonical key order, so without a known
+currency the object is an `anyOf` over minor-unit groups: amounts with 0 decimals paired with the
+0-decimal currencies, 2 with 2, 3 with 3, and so on. The output is compact JSON (no whitespace),
+as in the training targets, and EOS is allowed only once the object is complete.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from transformers import LogitsProcessor
 
 from finscribe.data.formatters import PAGE
 from finscribe.data.schema import (
-    CURRENCIES,
+    CURRENCY_CODES,
     LINE_ITEM_FIELDS,
     REGION_FIELDS,
     REGIONS,
@@ -66,7 +67,7 @@ def currency_groups(currency: str | None = None) -> dict[int, list[str]]:
     if currency is not None:
         return {get_currency(currency).minor_units: [currency]}
     groups: dict[int, list[str]] = {}
-    for code in sorted(CURRENCIES):
+    for code in sorted(CURRENCY_CODES):
         groups.setdefault(get_currency(code).minor_units, []).append(code)
     return dict(sorted(groups.items()))
 
@@ -86,8 +87,10 @@ def _value_schema(name: str, minor_units: int, codes: list[str], max_text_length
     return {"type": "string", "minLength": 1, "maxLength": max_text_length}
 
 
-def _object(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+def _object(properties: dict[str, Any], min_properties: int = 1) -> dict[str, Any]:
+    # Every key optional; a nested object (row, region of a page) holds at least one.
+    return {"type": "object", "properties": properties, "required": [], "minProperties": min_properties,
+            "additionalProperties": False}
 
 
 def _region_object(region: str, minor_units: int, codes: list[str], max_text_length: int | None,
@@ -95,9 +98,7 @@ def _region_object(region: str, minor_units: int, codes: list[str], max_text_len
     properties: dict[str, Any] = {}
     for name in REGION_FIELDS[region]:
         if name == "line_items":
-            # A row has all four fields, as the contract requires (validate_region_fields).
-            row = _object({key: _value_schema(key, minor_units, codes, max_text_length) for key in LINE_ITEM_FIELDS},
-                          required=LINE_ITEM_FIELDS)
+            row = _object({key: _value_schema(key, minor_units, codes, max_text_length) for key in LINE_ITEM_FIELDS})
             properties[name] = {"type": "array", "items": row, "maxItems": max_line_items}
         else:
             properties[name] = _value_schema(name, minor_units, codes, max_text_length)
@@ -106,7 +107,8 @@ def _region_object(region: str, minor_units: int, codes: list[str], max_text_len
 
 def region_schema(region: str, currency: str | None = None, *, max_text_length: int | None = None,
                   max_line_items: int = MAX_LINE_ITEMS) -> dict[str, Any]:
-    """The JSON schema of one region's output (a schema region or "page"); every field optional.
+    """The JSON schema of one region's output (a schema region or "page"); every field optional,
+    `{}` included (nothing readable), rows and a page's regions non-empty.
 
     `currency` (an ISO code) pins the amounts to its minor units and the currency field to it;
     without it the schema is an `anyOf` over the minor-unit groups of `currency_groups()`.
@@ -114,14 +116,15 @@ def region_schema(region: str, currency: str | None = None, *, max_text_length: 
     """
     if region != PAGE and region not in REGION_FIELDS:
         raise ValueError(f"unknown region {region!r}; expected one of {', '.join((*REGIONS, PAGE))}")
+    top = {"minProperties": 0}  # the whole answer may be "{}": omitting everything beats inventing
     has_amounts = region == PAGE or any(field_type(f) == "money" or f == "line_items" for f in REGION_FIELDS[region])
     if currency is None and not has_amounts:  # nothing to pair a currency with: any known code
-        return _region_object(region, 2, sorted(CURRENCIES), max_text_length, max_line_items)
+        return _region_object(region, 2, sorted(CURRENCY_CODES), max_text_length, max_line_items) | top
     branches = []
     for minor_units, codes in currency_groups(currency).items():
         regions = REGIONS if region == PAGE else (region,)
         objects = {r: _region_object(r, minor_units, codes, max_text_length, max_line_items) for r in regions}
-        branches.append(_object(objects) if region == PAGE else objects[region])
+        branches.append((_object(objects) if region == PAGE else objects[region]) | top)
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
