@@ -194,10 +194,11 @@ def test_untrained_model_valid_json_only_when_constrained(tiny_model):
 
 def test_every_constrained_object_that_ends_is_valid_on_a_random_weights_model(chaotic_model):  # noqa: F811
     """The untrained model above answers "{}" under the grammar (48 of the 50 crops; two
-    '{"currency":"EUR"}'); a model with large random weights writes non-trivial keys and values. Unconstrained: no valid JSON. Constrained: every output
-    that ends by itself (EOS, not the token cap) is a valid object of its region's schema; an
-    unbounded text value can still run into the cap (text is not length-bounded, see
-    finscribe.constrained), which is reported as a parse error, never repaired."""
+    '{"currency":"EUR"}'); a model with large random weights writes non-trivial keys and values.
+    Unconstrained: no valid JSON. Constrained: every output that ends by itself (EOS, not the
+    token cap) is a valid object of its region's schema; an unbounded text value can still run
+    into the cap (text is not length-bounded, see finscribe.constrained), which is reported as a
+    parse error, never repaired."""
     model, processor = chaotic_model
     records = held_out_records()
     cap = 64
