@@ -14,6 +14,10 @@ prompt is the fixed one of `formatters.prompt_for(region)` in the checkpoint's c
 (`collate.render_prompt`, tokenised exactly as in training), every sequence is capped at
 `max_new_tokens`, and a repetition guard stops a sequence caught in a loop (PaddleOCR-VL is known
 to loop on long tables) and marks it `repetition=True` instead of burning the whole budget.
+
+`constrained=True` adds schema-constrained decoding (`finscribe.constrained`): every row may only
+emit a JSON object of its own region's schema (rows of one batch may differ), EOS only once the
+object is complete; `Prediction.constrained` records the mode.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from finscribe.config import arg
 from finscribe.data.formatters import OutputParseError, parse_output, prompt_for
@@ -77,6 +81,7 @@ class Prediction:
     `new_tokens`: generated tokens up to and including EOS (or to the stop by the guard/cap).
     `seconds`: the wall time of the image's batch divided by the batch size: batched decoding
     has no per-image time, this is each image's share of the throughput.
+    `constrained`: whether schema-constrained decoding produced it.
     """
 
     parsed: dict[str, Any] | None
@@ -86,6 +91,7 @@ class Prediction:
     prompt_tokens: int
     new_tokens: int
     seconds: float
+    constrained: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,8 +177,19 @@ def _eos_ids(model: Any, processor: Any) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
+def _grammars(model: Any, processor: Any, regions: list[str], currency: str | None) -> list[Any]:
+    """One compiled grammar per row (cached per tokenizer and region by `finscribe.constrained`)."""
+    from finscribe.constrained import compiled_grammar
+
+    vocab_size = model.config.get_text_config().vocab_size  # logits columns, may exceed len(tokenizer)
+    eos_ids = _eos_ids(model, processor)
+    return [compiled_grammar(processor.tokenizer, region, vocab_size=vocab_size, eos_token_ids=eos_ids,
+                             currency=currency) for region in regions]
+
+
 def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list[str], names: list[str],
-                    max_new_tokens: int, repetition_window: int, min_new_tokens: int) -> list[Prediction]:
+                    max_new_tokens: int, repetition_window: int, min_new_tokens: int,
+                    grammars: list[Any] | None = None) -> list[Prediction]:
     tokenizer = processor.tokenizer
     pil = [load_image(image, name) for image, name in zip(images, names)]
     texts = [render_prompt(processor, prompt) for prompt in prompts]
@@ -195,9 +212,14 @@ def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     guard = RepetitionGuard(prompt_length, len(pil), eos_ids, max_period=repetition_window)
     criteria = StoppingCriteriaList([guard] if repetition_window > 0 else [])
+    processors = LogitsProcessorList()
+    if grammars is not None:
+        from finscribe.constrained import RegionConstraint
+
+        processors.append(RegionConstraint(grammars, prompt_length))
     output = model.generate(
         **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-        eos_token_id=eos_ids, pad_token_id=pad_id, stopping_criteria=criteria,
+        eos_token_id=eos_ids, pad_token_id=pad_id, stopping_criteria=criteria, logits_processor=processors,
     )
     seconds = (time.perf_counter() - start) / len(pil)
     generated = output[:, prompt_length:].cpu()
@@ -218,6 +240,7 @@ def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list
         predictions.append(Prediction(
             parsed=parsed, raw_text=raw, error=error, repetition=guard.stopped_at[row] is not None,
             prompt_tokens=int(inputs["attention_mask"][row].sum()), new_tokens=n, seconds=seconds,
+            constrained=grammars is not None,
         ))
     return predictions
 
@@ -234,6 +257,9 @@ def predict(
     prompts: Sequence[str] | None = None,
     min_new_tokens: int = 0,
     progress: Any = None,
+    constrained: bool = False,
+    regions: Sequence[str] | None = None,
+    currency: str | None = None,
 ) -> list[Prediction]:
     """Greedy-decode every image (PIL image or path) with the prompt of `region` (a schema region
     or "page"); returns one `Prediction` per image, in order.
@@ -241,16 +267,25 @@ def predict(
     `prompts` overrides the region prompt per image (e.g. the OCR prompt). `repetition_window=0`
     turns the loop guard off. `min_new_tokens` exists for fixed-length latency benchmarks.
     `progress`: an optional tqdm bar advanced by the number of images done.
+    `constrained=True`: each row may only emit its region's JSON schema (`finscribe.constrained`).
+    `regions` overrides `region` per image (a batch may mix regions; the prompts follow unless
+    `prompts` is given). `currency` (an ISO code, when the caller knows it) pins the constrained
+    amounts to its minor units.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     images = list(images)
+    if regions is None:
+        regions = [region] * len(images)
+    elif len(regions) != len(images):
+        raise ValueError(f"got {len(regions)} regions for {len(images)} images")
     if prompts is None:
-        prompts = [prompt_for(region)] * len(images)
+        prompts = [prompt_for(r) for r in regions]
     elif len(prompts) != len(images):
         raise ValueError(f"got {len(prompts)} prompts for {len(images)} images")
+    grammars = _grammars(model, processor, list(regions), currency) if constrained else None
     names = [str(image) if isinstance(image, (str, Path)) else f"image {i}" for i, image in enumerate(images)]
     was_training = model.training
     model.eval()
@@ -260,7 +295,8 @@ def predict(
             for start in range(0, len(images), batch_size):
                 stop = start + batch_size
                 predictions += _generate_batch(model, processor, images[start:stop], list(prompts[start:stop]),
-                                               names[start:stop], max_new_tokens, repetition_window, min_new_tokens)
+                                               names[start:stop], max_new_tokens, repetition_window, min_new_tokens,
+                                               None if grammars is None else grammars[start:stop])
                 if progress is not None:
                     progress.update(len(images[start:stop]))
     finally:
@@ -287,10 +323,11 @@ def predict_records(
     generation: GenerationArgs,
     *,
     show_progress: bool = True,
+    constrained: bool = False,
 ) -> list[Prediction]:
     """Predict dataset records (`{"image", "prompt", "region", ...}`), one Prediction per record
     in record order. Records are grouped by (region, prompt) and, inside a group, sorted by image
-    area so that a batch pads as little as possible."""
+    area so that a batch pads as little as possible. `constrained`: as in `predict`."""
 
     groups: dict[tuple[str, str], list[int]] = {}
     for i, record in enumerate(records):
@@ -307,7 +344,7 @@ def predict_records(
             preds = predict(model, processor, [records[i]["image"] for i in indices], region,
                             max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size,
                             repetition_window=generation.repetition_window, prompts=[prompt] * len(indices),
-                            progress=bar)
+                            progress=bar, constrained=constrained)
             for i, pred in zip(indices, preds):
                 results[i] = pred
     return results  # type: ignore[return-value]

@@ -1,0 +1,206 @@
+"""Schema-constrained decoding: the model can only emit a JSON object of its region's schema.
+
+For every region of the data contract (and the whole "page") this module builds a JSON schema
+from `finscribe.data.schema` and hands it to the grammar engine xgrammar (chosen by measurement,
+`benchmarks/constrained_overhead.py`), which compiles it against the tokenizer into a token mask
+per step. `predict(..., constrained=True)` adds one `RegionConstraint` logits processor per batch:
+
+    from finscribe.inference import predict
+    [pred] = predict(model, processor, ["crop.png"], "totals_section", constrained=True)
+
+What the schema allows (DESIGN §3): only the region's known keys, in canonical order, each one
+optional (the model may omit what it cannot read, never invent a key; `{}` says nothing was
+readable), a line-item row or a region inside a page only with at least one field; amounts as canonical
+decimal strings with exactly the currency's minor units; dates `YYYY-MM-DD` (valid calendar
+dates, years 1900-2099); quantities and rates canonical decimals; text any JSON string;
+`line_items` an array of rows (at most `MAX_LINE_ITEMS`), each a non-empty subset of the four
+row fields. The currency comes *after* the amounts in canonical key order, so without a known
+currency the object is an `anyOf` over minor-unit groups: amounts with 0 decimals paired with the
+0-decimal currencies, 2 with 2, 3 with 3, and so on. The output is compact JSON (no whitespace),
+as in the training targets, and EOS is allowed only once the object is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor
+
+from finscribe.data.formatters import PAGE
+from finscribe.data.schema import (
+    CURRENCY_CODES,
+    LINE_ITEM_FIELDS,
+    REGION_FIELDS,
+    REGIONS,
+    field_type,
+    get_currency,
+)
+
+# Most rows of a line-items table. Text values are not bounded by default: xgrammar 0.2.9 drops
+# JSON escapes ("\\n" in an address) from a string with minLength/maxLength, which would make
+# canonical labels unreachable; a model looping inside a string is stopped by the repetition guard.
+MAX_LINE_ITEMS = 50
+# Canonical numbers: no '+', no exponent, no leading zeros; at most 15 integer digits (beyond any
+# invoice; a digit run cannot go on forever). "-0.00" stays allowed: format_money writes it.
+_INTEGER = r"-?(0|[1-9][0-9]{0,14})"
+DECIMAL_PATTERN = "^" + _INTEGER + r"(\.[0-9]{0,7}[1-9])?$"  # format_decimal: no trailing zeros
+# Valid calendar dates 1900-2099 (Feb 29 only in leap years), so `date.fromisoformat` accepts them.
+DATE_PATTERN = (
+    r"^((19|20)[0-9]{2}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-8]))|(19(0[48]|[2468][048]|[13579][26])|20([02468][048]|[13579][26]))-02-29)$"
+)
+
+
+def amount_pattern(minor_units: int) -> str:
+    """Regex of a canonical amount with exactly `minor_units` decimals ('1235', '1234.50', '1.500')."""
+    return "^" + _INTEGER + (rf"\.[0-9]{{{minor_units}}}" if minor_units else "") + "$"
+
+
+def currency_groups(currency: str | None = None) -> dict[int, list[str]]:
+    """Currency codes grouped by minor units, {2: ['AUD', ...], 0: ['JPY', ...]}; only `currency`'s
+    group (holding just it) when the caller knows the currency."""
+    if currency is not None:
+        return {get_currency(currency).minor_units: [currency]}
+    groups: dict[int, list[str]] = {}
+    for code in sorted(CURRENCY_CODES):
+        groups.setdefault(get_currency(code).minor_units, []).append(code)
+    return dict(sorted(groups.items()))
+
+
+def _value_schema(name: str, minor_units: int, codes: list[str], max_text_length: int | None) -> dict[str, Any]:
+    kind = field_type(name)
+    if kind == "money":
+        return {"type": "string", "pattern": amount_pattern(minor_units)}
+    if kind == "decimal":
+        return {"type": "string", "pattern": DECIMAL_PATTERN}
+    if kind == "date":
+        return {"type": "string", "pattern": DATE_PATTERN}
+    if kind == "currency":
+        return {"type": "string", "enum": codes}
+    if max_text_length is None:
+        return {"type": "string"}
+    return {"type": "string", "minLength": 1, "maxLength": max_text_length}
+
+
+def _object(properties: dict[str, Any], min_properties: int = 1) -> dict[str, Any]:
+    # Every key optional; a nested object (row, region of a page) holds at least one.
+    return {"type": "object", "properties": properties, "required": [], "minProperties": min_properties,
+            "additionalProperties": False}
+
+
+def _region_object(region: str, minor_units: int, codes: list[str], max_text_length: int | None,
+                   max_line_items: int) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name in REGION_FIELDS[region]:
+        if name == "line_items":
+            row = _object({key: _value_schema(key, minor_units, codes, max_text_length) for key in LINE_ITEM_FIELDS})
+            properties[name] = {"type": "array", "items": row, "maxItems": max_line_items}
+        else:
+            properties[name] = _value_schema(name, minor_units, codes, max_text_length)
+    return _object(properties)
+
+
+def region_schema(region: str, currency: str | None = None, *, max_text_length: int | None = None,
+                  max_line_items: int = MAX_LINE_ITEMS) -> dict[str, Any]:
+    """The JSON schema of one region's output (a schema region or "page"); every field optional,
+    `{}` included (nothing readable), rows and a page's regions non-empty.
+
+    `currency` (an ISO code) pins the amounts to its minor units and the currency field to it;
+    without it the schema is an `anyOf` over the minor-unit groups of `currency_groups()`.
+    `max_text_length` bounds text values (1..n characters); None leaves them free (see MAX_LINE_ITEMS).
+    """
+    if region != PAGE and region not in REGION_FIELDS:
+        raise ValueError(f"unknown region {region!r}; expected one of {', '.join((*REGIONS, PAGE))}")
+    top = {"minProperties": 0}  # the whole answer may be "{}": omitting everything beats inventing
+    has_amounts = region == PAGE or any(field_type(f) == "money" or f == "line_items" for f in REGION_FIELDS[region])
+    if currency is None and not has_amounts:  # nothing to pair a currency with: any known code
+        return _region_object(region, 2, sorted(CURRENCY_CODES), max_text_length, max_line_items) | top
+    branches = []
+    for minor_units, codes in currency_groups(currency).items():
+        regions = REGIONS if region == PAGE else (region,)
+        objects = {r: _region_object(r, minor_units, codes, max_text_length, max_line_items) for r in regions}
+        branches.append((_object(objects) if region == PAGE else objects[region]) | top)
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+# ----------------------------------------------------------------------------- engine (xgrammar)
+# Compilers per tokenizer object (building the token table walks the whole vocabulary: ~0.5 s for
+# the real 103k one) and compiled grammars per (region, currency, bounds) inside each; weak keys so
+# a dropped tokenizer frees its tables.
+_COMPILERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _xgrammar() -> Any:
+    try:
+        import xgrammar
+    except ImportError:
+        raise ImportError("constrained decoding needs the xgrammar package: pip install 'xgrammar>=0.2.9'") from None
+    return xgrammar
+
+
+def _compiler(tokenizer: Any, vocab_size: int, eos_token_ids: tuple[int, ...]) -> tuple[Any, dict]:
+    xgr = _xgrammar()
+    per_tokenizer = _COMPILERS.setdefault(tokenizer, {})
+    key = (vocab_size, eos_token_ids)
+    if key not in per_tokenizer:
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=list(eos_token_ids))
+        per_tokenizer[key] = (xgr.GrammarCompiler(info, cache_enabled=False), {})
+    return per_tokenizer[key]
+
+
+def compiled_grammar(tokenizer: Any, region: str, *, vocab_size: int, eos_token_ids: Sequence[int],
+                     currency: str | None = None, max_text_length: int | None = None,
+                     max_line_items: int = MAX_LINE_ITEMS) -> Any:
+    """The xgrammar `CompiledGrammar` of `region_schema(region, currency)` for this tokenizer, whose
+    logits have `vocab_size` columns (the model's, which may exceed len(tokenizer)) and which stops on
+    `eos_token_ids`. Cached per (tokenizer, vocab_size, eos, region, currency, bounds)."""
+    compiler, cache = _compiler(tokenizer, int(vocab_size), tuple(sorted(int(t) for t in eos_token_ids)))
+    key = (region, currency, max_text_length, max_line_items)
+    if key not in cache:
+        schema = region_schema(region, currency, max_text_length=max_text_length, max_line_items=max_line_items)
+        # Compact separators, no free whitespace: the canonical form of the training targets, and a
+        # weak model cannot spend its budget on spaces.
+        cache[key] = compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"),
+                                                  strict_mode=True)
+    return cache[key]
+
+
+class RegionConstraint(LogitsProcessor):
+    """Per-row grammar masks for one `generate` call: row i may only continue its own compiled
+    grammar (rows of one batch can belong to different regions), EOS only once its object is
+    complete. Touches only the logits, so it works with any model (INT8 included).
+
+    A row whose last token its grammar rejects has stopped for another reason (EOS then padding,
+    or the repetition guard then padding): it is left unconstrained, as its tokens are discarded.
+    """
+
+    def __init__(self, grammars: Sequence[Any], prompt_length: int):
+        self._xgr = xgr = _xgrammar()
+        self.matchers = [xgr.GrammarMatcher(grammar) for grammar in grammars]
+        self.vocab_size = grammars[0].tokenizer_info.vocab_size
+        self.bitmask = xgr.allocate_token_bitmask(len(grammars), self.vocab_size)
+        self.prompt_length = prompt_length
+        self.active = [True] * len(grammars)
+        self.seconds = 0.0  # time spent here (benchmarks read it)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        start = time.perf_counter()
+        if input_ids.shape[1] > self.prompt_length:
+            last = input_ids[:, -1].tolist()
+            for row, matcher in enumerate(self.matchers):
+                if self.active[row]:
+                    # Inactive from here: rejected (padding after a stop) or just accepted the EOS.
+                    self.active[row] = matcher.accept_token(last[row]) and not matcher.is_terminated()
+        for row, matcher in enumerate(self.matchers):
+            if self.active[row]:
+                matcher.fill_next_token_bitmask(self.bitmask, row)
+            else:
+                self.bitmask[row] = -1  # all allowed
+        self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device), vocab_size=self.vocab_size)
+        self.seconds += time.perf_counter() - start
+        return scores
