@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from finscribe.config import arg
-from finscribe.data.formatters import OutputParseError, parse_output, prompt_for
+from finscribe.data.formatters import OCR_PROMPT, OutputParseError, parse_output, prompt_for
 from finscribe.model import load_model
 from finscribe.prompting import load_image, render_prompt
 
@@ -60,6 +60,8 @@ class GenerationArgs:
     batch_size: int = arg(8, "images per generation batch")
     max_new_tokens: int = arg(512, "hard cap on generated tokens per image")
     repetition_window: int = arg(REPETITION_WINDOW, "longest loop period (tokens) the repetition guard looks for; 0 = off")
+    constrained: bool = arg(False, "schema-constrained decoding: the model can only emit a JSON object of the prompt's "
+                                   "region (known keys, canonical amounts and dates; finscribe.constrained)")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
@@ -179,6 +181,8 @@ def _eos_ids(model: Any, processor: Any) -> list[int]:
 
 def _grammars(model: Any, processor: Any, regions: list[str], currency: str | None) -> list[Any]:
     """One compiled grammar per row (cached per tokenizer and region by `finscribe.constrained`)."""
+    # Imported when asked for: the grammar engine (xgrammar) takes seconds to import, which every
+    # unconstrained command would otherwise pay.
     from finscribe.constrained import compiled_grammar
 
     vocab_size = model.config.get_text_config().vocab_size  # logits columns, may exceed len(tokenizer)
@@ -323,11 +327,11 @@ def predict_records(
     generation: GenerationArgs,
     *,
     show_progress: bool = True,
-    constrained: bool = False,
 ) -> list[Prediction]:
     """Predict dataset records (`{"image", "prompt", "region", ...}`), one Prediction per record
-    in record order. Records are grouped by (region, prompt) and, inside a group, sorted by image
-    area so that a batch pads as little as possible. `constrained`: as in `predict`."""
+    in record order, as `generation` says (batch size, token cap, repetition guard, constrained
+    decoding). Records are grouped by (region, prompt) and, inside a group, sorted by image area
+    so that a batch pads as little as possible. Plain-text "OCR:" records are never constrained."""
 
     groups: dict[tuple[str, str], list[int]] = {}
     for i, record in enumerate(records):
@@ -344,7 +348,7 @@ def predict_records(
             preds = predict(model, processor, [records[i]["image"] for i in indices], region,
                             max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size,
                             repetition_window=generation.repetition_window, prompts=[prompt] * len(indices),
-                            progress=bar, constrained=constrained)
+                            progress=bar, constrained=generation.constrained and prompt != OCR_PROMPT)
             for i, pred in zip(indices, preds):
                 results[i] = pred
     return results  # type: ignore[return-value]

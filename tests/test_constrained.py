@@ -4,6 +4,7 @@ batches, EOS only on a complete object, INT8 models and the real SentencePiece t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -204,7 +205,8 @@ def test_every_constrained_object_that_ends_is_valid_on_a_random_weights_model(c
     cap = 64
     generation = GenerationArgs(model="random", max_new_tokens=cap)
     free = predict_records(model, processor, records, generation, show_progress=False)
-    held = predict_records(model, processor, records, generation, constrained=True, show_progress=False)
+    held = predict_records(model, processor, records, dataclasses.replace(generation, constrained=True),
+                           show_progress=False)
     assert not any(p.parsed is not None for p in free)
     ended = [(r["region"], p) for r, p in zip(records, held) if p.new_tokens < cap and not p.repetition]
     assert len(ended) >= 25 and len({p.raw_text for _, p in ended}) >= 10  # varied, not all "{}"

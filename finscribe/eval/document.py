@@ -60,10 +60,12 @@ def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str,
 
 
 def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
-                      ground_truth: dict[str, Any] | None = None, *, max_new_tokens: int = 512) -> dict[str, Any]:
+                      ground_truth: dict[str, Any] | None = None, *, max_new_tokens: int = 512,
+                      constrained: bool = False) -> dict[str, Any]:
     """Predict one image; with ground-truth fields, score it as `evaluate` scores a record."""
 
-    [prediction] = predict(model, processor, [image], region, max_new_tokens=max_new_tokens, batch_size=1)
+    [prediction] = predict(model, processor, [image], region, max_new_tokens=max_new_tokens, batch_size=1,
+                           constrained=constrained)
     result: dict[str, Any] = {"image": str(image), "region": region, "prediction": prediction.to_dict()}
     if prediction.parsed is not None:
         doc = prediction.parsed if region == PAGE else {region: prediction.parsed}
@@ -85,6 +87,7 @@ class DocumentEvalConfig:
     ground_truth: Path | None = arg(None, "region annotation or full label JSON to score against")
     region: str | None = arg(None, "region of the image (default: the annotation's region, else 'page')")
     max_new_tokens: int = arg(512, "hard cap on generated tokens")
+    constrained: bool = arg(False, "schema-constrained decoding (only the region's JSON schema can be emitted)")
     device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
 
 
@@ -121,7 +124,8 @@ def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py"
     region, truth = _region_and_truth(config)
     model, processor = _load(config.model, config.device, "--model")
     result = {"settings": config_to_dict(config), "model": config.model,
-              **evaluate_document(model, processor, config.image, region, truth, max_new_tokens=config.max_new_tokens)}
+              **evaluate_document(model, processor, config.image, region, truth, max_new_tokens=config.max_new_tokens,
+                                   constrained=config.constrained)}
     write_json_atomic(config.output, result)
     print(result["prediction"]["raw_text"])
     for key, label in METRICS:
@@ -142,7 +146,8 @@ def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_fin
     for name, model_id, flag in (("base", config.base, "--base"), ("model", config.model, "--model")):
         model, processor = _load(model_id, config.device, flag)
         results[name] = {"model": model_id, **evaluate_document(model, processor, config.image, region, truth,
-                                                                 max_new_tokens=config.max_new_tokens)}
+                                                                 max_new_tokens=config.max_new_tokens,
+                                   constrained=config.constrained)}
         del model, processor
     out: dict[str, Any] = {"settings": config_to_dict(config), "image": str(config.image), "region": region, **results}
     if truth is not None:

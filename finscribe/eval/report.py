@@ -165,6 +165,7 @@ def evaluate(config: EvaluateConfig, show_progress: bool = True) -> dict[str, An
     write_jsonl_atomic(out / "predictions.jsonl", rows)
     report = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
               "max_new_tokens": config.generation.max_new_tokens, "blank_images": config.blank_images,
+              "constrained": config.generation.constrained,
               "prediction_seconds": wall, "images_per_second": len(rows) / wall if wall else None,
               "field_coverage": field_coverage(records),  # partial labels: which fields were scored
               **summarise(rows, held_out_layouts=held_out, resamples=config.resamples, seed=config.seed)}
@@ -213,6 +214,7 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
     result: dict[str, Any] = {
         "base": config.base, "model": config.generation.model, "data": str(config.records.data),
         "split": config.records.split, "records": len(records), "documents": len({r["source_id"] for r in base_rows}),
+        "constrained": config.generation.constrained,
         "prediction_seconds": {"base": base_wall, "model": model_wall},
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "document (source_id)", "level": 0.95},
         "deltas": _deltas(base_rows, model_rows, config.resamples, config.seed),
