@@ -195,9 +195,8 @@ def check_token_ids(source: str, config: PaddleOCRVLConfig, processor: Any) -> N
 
 def describe(model: Any) -> dict[str, Any]:
     """Parameter count and head kind of a PaddleOCR-VL, for benchmark reports."""
-    head, embed = model.get_output_embeddings().weight, model.get_input_embeddings().weight
-    return {"parameters": sum(p.numel() for p in model.parameters()),
-            "lm_head": "tied" if head.data_ptr() == embed.data_ptr() else "untied"}
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight  # one Parameter when tied
+    return {"parameters": sum(p.numel() for p in model.parameters()), "lm_head": "tied" if tied else "untied"}
 
 
 def random_model_like(source: str, seed: int = 0) -> tuple[Any, PaddleOCRVLProcessor]:
