@@ -226,3 +226,90 @@ def test_tiny_like_model_sees_what_the_real_one_sees(tiny_v1, processor, tmp_pat
                            "--assistant-separator", "newline"]) == 0
     assert "wrote tiny PaddleOCR-VL" in capsys.readouterr().out
     assert (tmp_path / "cli" / "chat_template.jinja").read_text().count('"Assistant:\\n"') == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_v1_newline(tmp_path_factory):
+    """A 1.5 / 1.6-style tiny model: the v1 files with `Assistant:\\n` as its generation prompt."""
+    return build_tiny_model_like(V1, tmp_path_factory.mktemp("tiny-v15") / "model", hidden_size=64, num_layers=1,
+                                 vision_hidden_size=64, vision_layers=1, num_heads=2, assistant_separator="\n")
+
+
+def _records(folder, split="train", n=2):
+    from conftest import write_records
+
+    return write_records(folder, [f'{{"total":"{i + 1}9.50"}}' for i in range(n)], split=split)
+
+
+def _train(model_dir, data, out, **overrides):
+    from finscribe.training.train import TrainConfig, train
+
+    values = dict(data=data, model=str(model_dir), output_dir=out, max_steps=2, batch_size=2, gradient_accumulation_steps=1,
+                  learning_rate=1e-3, logging_steps=1, save_steps=1000, report_to=("none",), eval_generate_samples=0)
+    return train(TrainConfig(**{**values, **overrides}))
+
+
+def _generation_prompt(folder) -> str:
+    _, processor = load_model(folder, device="cpu")
+    return encode_prompt(processor, _crop(), "x")["input_ids"][0].tolist()[-3:]
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("real-data")
+    records = _records(folder / "crops") + _records(folder / "crops", split="val", n=2)
+    path = folder / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_full_sft_and_predict_on_the_tiny_v1(tiny_v1, data_file, tmp_path):
+    from finscribe.inference import predict
+
+    out = _train(tiny_v1, data_file, tmp_path / "run")
+    model, processor = load_model(out, device="cpu", dtype="float32")
+    assert describe(model)["lm_head"] == "untied" and not is_pre_native(str(out))
+    assert _generation_prompt(out) == [ASSISTANT, COLON, SPACE]  # the fine-tune keeps its base's v1 template
+    [pred] = predict(model, processor, [_crop()], "totals_section", max_new_tokens=4, min_new_tokens=4, repetition_window=0)
+    assert pred.new_tokens == 4 and pred.prompt_tokens == len(encode_prompt(processor, _crop(), prompt_for("totals_section"))["input_ids"][0])
+
+
+@pytest.mark.slow
+def test_lora_merge_evaluate_quantize_and_serve_on_a_1_5_style_tiny_model(tiny_v1_newline, data_file, tmp_path):
+    """Every stage on the real tokenizer with the 1.5/1.6 template: each output folder carries it."""
+    import httpx
+    from deploy_helpers import RunningServer
+
+    from finscribe.data.selection import RecordSelection
+    from finscribe.deploy.quantize import load_quantized_model, quantize_model
+    from finscribe.deploy.server import create_app
+    from finscribe.deploy.service import PaddleOCRVLService
+    from finscribe.deploy.uploads import UploadLimits
+    from finscribe.eval.report import EvaluateConfig, evaluate
+    from finscribe.inference import GenerationArgs
+    from finscribe.training.lora import merge_and_export
+
+    newline = [ASSISTANT, COLON, NEWLINE]
+    adapter = _train(tiny_v1_newline, data_file, tmp_path / "lora", use_lora=True, lora_r=4, lora_dropout=0.0)
+    assert (adapter / "adapter_config.json").is_file() and _generation_prompt(adapter) == newline
+    merged = merge_and_export(adapter, tmp_path / "merged")
+    assert _generation_prompt(merged) == newline
+    report = evaluate(EvaluateConfig(generation=GenerationArgs(model=str(merged), batch_size=2, max_new_tokens=6),
+                                     records=RecordSelection(data_file, "val"), output_dir=tmp_path / "eval", resamples=10),
+                      show_progress=False)
+    assert report["records"] == 2
+    quantized = quantize_model(merged, tmp_path / "int8", device="cpu")
+    model, processor = load_quantized_model(quantized, device="cpu")
+    float_model, _ = load_model(merged, device="cpu", dtype="float32")
+    assert describe(model)["lm_head"] == "untied"
+    assert torch.equal(model.lm_head.weight, float_model.lm_head.weight)  # the trained head survives tie_weights()
+    assert encode_prompt(processor, _crop(), "x")["input_ids"][0].tolist()[-3:] == newline
+    service = PaddleOCRVLService(quantized, max_new_tokens=4, batch_size=2, device="cpu")
+    limits = UploadLimits(max_upload_bytes=2_000_000, max_pages=1, max_pixels=4_000_000, pdf_dpi=72)
+    import io
+
+    buffer = io.BytesIO()
+    _crop((600, 400)).save(buffer, format="PNG")
+    with RunningServer(create_app(service, limits)) as url, httpx.Client(base_url=url, timeout=300) as client:
+        response = client.post("/v1/extract", files={"file": ("page.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
