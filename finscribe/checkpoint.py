@@ -20,6 +20,7 @@ result is the native layout, so a fine-tune of a pre-native download loads anywh
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,22 @@ _DEFAULT_IMAGE_TOKEN = re.compile(
     r"\{%-?\s*set image_token = (?P<value>\"[^\"]*\"|'[^']*')\s*-?%\}\s*"
     r"\{%-?\s*endif\s*-?%\}")
 _GENERATION_PROMPT = re.compile(r"""(["'])Assistant:(?: |\\n)\1""")
+
+
+# The real v1 small files (no weights) next to the repository; FINSCRIBE_REAL_FILES overrides it.
+REAL_FILES_HINT = ('huggingface-cli download PaddlePaddle/PaddleOCR-VL --include "*.json" "*.model" "*.jinja" '
+                   '--local-dir ../shared/paddleocr_vl/v1')
+
+
+def real_files_folder() -> Path:
+    """The folder of the real PaddleOCR-VL v1 small files: $FINSCRIBE_REAL_FILES, else
+    ../shared/paddleocr_vl/v1 next to the repository. Raises CheckpointLayoutError when absent."""
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "paddleocr_vl" / "v1"
+    folder = Path(os.environ.get("FINSCRIBE_REAL_FILES", default))
+    if not (folder / "config.json").is_file():
+        raise CheckpointLayoutError(f"the real PaddleOCR-VL files are not in {folder}; get them with: {REAL_FILES_HINT} "
+                                    "(or point FINSCRIBE_REAL_FILES at a download)")
+    return folder
 
 
 class ModelNotAvailableError(FinScribeError, OSError):
@@ -191,6 +208,23 @@ def check_token_ids(source: str, config: PaddleOCRVLConfig, processor: Any) -> N
             raise CheckpointLayoutError(
                 f"{source}/config.json: {field} is {getattr(config, field)} but its tokenizer gives {token_id}; "
                 "the config and the tokenizer come from different models (copy the base model's tokenizer files)")
+
+
+def use_token_ids_of(config: PaddleOCRVLConfig, processor: Any) -> PaddleOCRVLConfig:
+    """`config` with its special-token ids set to those of `processor` (a full-size architecture
+    driven by another tokenizer, e.g. the tiny one, in benchmarks)."""
+    tokenizer = processor.tokenizer
+    if len(tokenizer) > config.text_config.vocab_size:
+        raise CheckpointLayoutError(f"the tokenizer has {len(tokenizer)} tokens, more than the config's vocab_size "
+                                    f"{config.text_config.vocab_size}")
+    config.image_token_id = processor.image_token_id
+    config.vision_start_token_id = tokenizer.convert_tokens_to_ids(IMAGE_START)
+    config.vision_end_token_id = tokenizer.convert_tokens_to_ids(IMAGE_END)
+    if getattr(tokenizer, "video_token", None):
+        config.video_token_id = tokenizer.convert_tokens_to_ids(tokenizer.video_token)
+    text = config.text_config
+    text.pad_token_id, text.bos_token_id, text.eos_token_id = tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id
+    return config
 
 
 def describe(model: Any) -> dict[str, Any]:
