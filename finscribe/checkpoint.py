@@ -182,7 +182,11 @@ def load_processor(source: str) -> PaddleOCRVLProcessor:
 
     Raises CheckpointLayoutError when the rendered prompt still lacks the wrappers.
     """
-    processor = _pre_native_processor(source) if is_pre_native(source) else AutoProcessor.from_pretrained(source)
+    # backend="pil": AutoProcessor would switch to the torchvision backend wherever torchvision happens to be
+    # installed; its pixels differ by up to one 8-bit level, so training and serving could see different
+    # inputs. It is faster, but preprocessing is not where the time goes (benchmarks/RESULTS.md).
+    processor = (_pre_native_processor(source) if is_pre_native(source)
+                 else AutoProcessor.from_pretrained(source, backend="pil"))
     if processor.chat_template:
         processor.chat_template = keep_image_wrappers(processor.chat_template)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
