@@ -6,7 +6,9 @@ processor (no `trust_remote_code`) from a hub id, a local folder, or a LoRA adap
     from finscribe.model import load_model
     model, processor = load_model("models/tiny", device="cpu")
 
-Offline, tests and CPU demos use a tiny PaddleOCR-VL (`finscribe init-tiny-model`, built in
+Both file layouts load: the native one and the pre-native one of PaddleOCR/PaddleX downloads
+(translated by `finscribe/checkpoint.py`: tokenizer, image token, processor settings, template,
+untied head). Offline, tests and CPU demos use a tiny PaddleOCR-VL (`finscribe init-tiny-model`, built in
 `finscribe/training/model.py`) saved with `save_pretrained`, so it loads here exactly like the
 real checkpoint. A missing local folder fails at once, never as a hub id.
 """

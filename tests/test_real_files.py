@@ -213,6 +213,8 @@ def test_tiny_like_model_sees_what_the_real_one_sees(tiny_v1, processor, tmp_pat
     assert not is_pre_native(str(tiny_v1))  # saved in the native layout
     assert model.config.text_config.vocab_size == 103424 and model.config.text_config.hidden_size == 64
     assert describe(model)["lm_head"] == "untied" and model.config.video_token_id == 101307
+    # the PIL backend, pinned: AutoProcessor would take torchvision's (pixels up to one 8-bit level off) where installed
+    assert type(tiny_processor.image_processor).__name__ == "PaddleOCRVLImageProcessorPil"
     image = _crop((700, 300))
     a, b = encode_prompt(processor, image, "Totals to JSON:"), encode_prompt(tiny_processor, image, "Totals to JSON:")
     assert a["input_ids"].tolist() == b["input_ids"].tolist()
