@@ -129,6 +129,12 @@ def keep_image_wrappers(template: str) -> str:
     return _DEFAULT_IMAGE_TOKEN.sub(lambda m: "{%- set image_token = " + m.group("value") + " -%}", template)
 
 
+def set_chat_template(processor: Any, template: str) -> None:
+    """Give processor and tokenizer the same template (both are saved; neither may keep a stale one)."""
+    processor.chat_template = template
+    processor.tokenizer.chat_template = template
+
+
 def with_assistant_separator(template: str, separator: str) -> str:
     """The template with `Assistant:` followed by `separator` (" " for v1, "\\n" for 1.5/1.6), in the
     generation prompt and in assistant turns alike."""
@@ -188,7 +194,7 @@ def load_processor(source: str) -> PaddleOCRVLProcessor:
     processor = (_pre_native_processor(source) if is_pre_native(source)
                  else AutoProcessor.from_pretrained(source, backend="pil"))
     if processor.chat_template:
-        processor.chat_template = keep_image_wrappers(processor.chat_template)
+        set_chat_template(processor, keep_image_wrappers(processor.chat_template))
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
         rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if IMAGE_START + processor.image_token + IMAGE_END not in rendered:

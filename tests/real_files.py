@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save_file
 
+from finscribe.checkpoint import REAL_FILES_HINT
+
 V1 = Path(__file__).resolve().parents[1].parent / "shared" / "paddleocr_vl" / "v1"
-HOW_TO_GET = ('real PaddleOCR-VL files not found in ../shared/paddleocr_vl/v1; get them with: huggingface-cli download '
-              'PaddlePaddle/PaddleOCR-VL --include "*.json" "*.model" "*.jinja" --local-dir ../shared/paddleocr_vl/v1')
+HOW_TO_GET = f"real PaddleOCR-VL files not in ../shared/paddleocr_vl/v1; get the small files with: {REAL_FILES_HINT}"
 needs_v1 = pytest.mark.skipif(not (V1 / "tokenizer.model").is_file(), reason=HOW_TO_GET)
 
 # The small files of the pre-native layout, as PaddleOCR/PaddleX download them (weights aside).

@@ -27,7 +27,7 @@ from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
     PaddleOCRVLImageProcessorPil,
 )
 
-from finscribe.checkpoint import load_config, load_processor, with_assistant_separator
+from finscribe.checkpoint import load_config, load_processor, set_chat_template, with_assistant_separator
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import OCR_PROMPT, REGION_PROMPTS, serialize_target
 from finscribe.model import (  # noqa: F401  (load_model: the seed's public path finscribe.training.model)
@@ -187,7 +187,7 @@ def build_tiny_model_like(
     source = str(source)
     processor = load_processor(source)
     if assistant_separator is not None:
-        processor.chat_template = with_assistant_separator(processor.chat_template, assistant_separator)
+        set_chat_template(processor, with_assistant_separator(processor.chat_template, assistant_separator))
     config = load_config(source)
     text, vision = config.text_config, config.vision_config
     head_dim = hidden_size // num_heads
