@@ -223,6 +223,12 @@ def test_tiny_like_model_sees_what_the_real_one_sees(tiny_v1, processor, tmp_pat
                                                 for s in [(300, 100), (600, 300)]])
     with torch.no_grad():
         assert torch.isfinite(model(**batch).loss)  # image features and image tokens match, mixed sizes
+    # native layout, no auto_map to absent remote code anywhere (vLLM refuses those): stock transformers reads it
+    for name in ("config.json", "tokenizer_config.json", "processor_config.json"):
+        assert "auto_map" not in (tiny_v1 / name).read_text(), name
+    from transformers import AutoProcessor
+
+    assert AutoProcessor.from_pretrained(tiny_v1).image_token_id == 100295
     assert init_tiny_main(["--like", str(V1), "--output", str(tmp_path / "cli"), "--hidden-size", "32", "--num-layers", "1",
                            "--vision-hidden-size", "32", "--vision-layers", "1", "--num-heads", "2",
                            "--assistant-separator", "newline"]) == 0
