@@ -271,12 +271,18 @@ def data_file(tmp_path_factory):
     return path
 
 
-def test_full_sft_and_predict_on_the_tiny_v1(tiny_v1, data_file, tmp_path):
+def test_full_sft_of_a_pre_native_download_and_predict(tiny_v1, data_file, tmp_path):
+    """Train straight from the pre-native layout (as PaddleOCR/PaddleX download it): the run folder is
+    the native layout, keeps the v1 template and its own, trained, untied head."""
     from finscribe.inference import predict
 
-    out = _train(tiny_v1, data_file, tmp_path / "run")
+    base, _ = load_model(tiny_v1, device="cpu", dtype="float32")
+    pre_native = save_pre_native(base, tmp_path / "download")
+    out = _train(pre_native, data_file, tmp_path / "run")
     model, processor = load_model(out, device="cpu", dtype="float32")
     assert describe(model)["lm_head"] == "untied" and not is_pre_native(str(out))
+    assert not torch.equal(model.lm_head.weight, base.lm_head.weight)  # trained, not replaced by the embeddings
+    assert not torch.equal(model.lm_head.weight, model.model.language_model.embed_tokens.weight)
     assert _generation_prompt(out) == [ASSISTANT, COLON, SPACE]  # the fine-tune keeps its base's v1 template
     [pred] = predict(model, processor, [_crop()], "totals_section", max_new_tokens=4, min_new_tokens=4, repetition_window=0)
     assert pred.new_tokens == 4 and pred.prompt_tokens == len(encode_prompt(processor, _crop(), prompt_for("totals_section"))["input_ids"][0])
