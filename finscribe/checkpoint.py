@@ -102,9 +102,12 @@ def load_config(source: str) -> PaddleOCRVLConfig:
 
     - `tie_word_embeddings`: a flat (pre-native) config has no `text_config`, so transformers builds
       one with the class default True and then forwards that True to the root, over the file's
-      `false`. The model would then be built with a tied head (106 M parameters fewer) and any
-      later `tie_weights()` (resizing, PEFT merges, re-saving) would overwrite the trained
-      `lm_head.weight` with the input embeddings. The file's value is what the weights are.
+      `false`. `from_pretrained` still loads the checkpoint's own `lm_head.weight` (it warns and
+      leaves the two apart because both are present with different values), but a model built from
+      that config has a tied head (105.9 M parameters fewer: the full-size benchmarks measured the
+      wrong model), and the next `tie_weights()` (`load_quantized_model` calls it,
+      `resize_token_embeddings` too) silently overwrites the trained head with the input
+      embeddings (tests/test_real_files.py shows both). The file's value is what the weights are.
     - `use_cache`: the pre-native files say false (a training setting); decoding without the KV
       cache is quadratic, so it is turned back on (training switches it off itself).
     - `auto_map` and the duplicate rope `type`: dropped, so a saved fine-tune points at no absent
