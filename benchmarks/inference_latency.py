@@ -12,10 +12,11 @@ Output length is FIXED (`min_new_tokens = max_new_tokens = --new-tokens`, repeti
 so the figures measure the model and not what an untrained model happens to emit.
 
 Models: `tiny` = the tiny test PaddleOCR-VL (`build_tiny_model`, its small image processor);
-`full` = the full-size architecture (default `PaddleOCRVLConfig()`, ~0.9 B parameters) with
-random weights, the tiny model's tokenizer and the real image processor defaults (min 384²,
-max 1536² pixels), so the image token counts are the real ones; `--page-max-pixels` may lower the
-page resolution of the full model (a 1536² page is ~3,000 image tokens: minutes on a small CPU).
+`full` = the released 0.9B v1 built from its real files (`--like`, default ../shared/paddleocr_vl/v1:
+config.json translated by finscribe.checkpoint, untied head; the real tokenizer, template and image
+processor, min 147,384 / max 2,822,400 pixels) with random weights, so the image token counts are
+the real ones; its parameter count and head are reported. `--page-max-pixels` may lower the page
+resolution of the full model (a 2.8 MP page is ~3,600 image tokens: minutes on a small CPU).
 Timings depend on the machine and its load: record both with the numbers.
 """
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from finscribe.checkpoint import describe
 from finscribe.inference import predict
 
 
@@ -61,35 +63,14 @@ def tiny_model(device: str) -> tuple[Any, Any]:
     return load_model(folder, device=device, dtype="float32")
 
 
-def full_model(device: str, dtype: torch.dtype, page_max_pixels: int | None) -> tuple[Any, Any]:
-    """The 0.9 B architecture with random weights and the tiny tokenizer (its special-token ids)."""
-    from transformers import (
-        PaddleOCRVLConfig,
-        PaddleOCRVLForConditionalGeneration,
-        PaddleOCRVLProcessor,
-    )
-    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
-        PaddleOCRVLImageProcessorPil,
-    )
+def full_model(device: str, dtype: torch.dtype, page_max_pixels: int | None, like: str | None = None) -> tuple[Any, Any]:
+    """The real v1 architecture (its translated config.json) with random weights, and its real processor."""
+    from finscribe.checkpoint import random_model_like, real_files_folder
 
-    from finscribe.training import model as tiny
-
-    _, small = tiny_model("cpu")
-    tok = small.tokenizer
-    ids = {t: tok.convert_tokens_to_ids(t) for t in tiny.SPECIAL_TOKENS}
-    config = PaddleOCRVLConfig(image_token_id=ids[tiny.IMAGE_TOKEN], video_token_id=ids[tiny.VIDEO_TOKEN],
-                               vision_start_token_id=ids[tiny.IMAGE_START], vision_end_token_id=ids[tiny.IMAGE_END])
-    config.text_config.pad_token_id, config.text_config.eos_token_id = ids[tiny.UNK], ids[tiny.EOS]
-    config.text_config.bos_token_id = ids[tiny.BOS]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = PaddleOCRVLForConditionalGeneration(config)
-    model.generation_config.eos_token_id, model.generation_config.pad_token_id = ids[tiny.EOS], ids[tiny.UNK]
-    model = model.to(device=device, dtype=dtype).eval()
-    pixels = {} if page_max_pixels is None else {"max_pixels": page_max_pixels}
-    processor = PaddleOCRVLProcessor(image_processor=PaddleOCRVLImageProcessorPil(
-        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], **pixels), tokenizer=tok, chat_template=small.chat_template)
-    return model, processor
+    model, processor = random_model_like(like or str(real_files_folder()))
+    if page_max_pixels is not None:
+        processor.image_processor.size.longest_edge = page_max_pixels
+    return model.to(device=device, dtype=dtype).eval(), processor
 
 
 def _timed(model: Any, processor: Any, images: list, batch_size: int, tokens: int, device: str) -> tuple[float, list]:
@@ -141,6 +122,7 @@ def main() -> int:
     parser.add_argument("--page-repeats", type=int, default=None, help="runs per page latency (default: repeats // 2)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run (big models on a slow CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--like", default=None, help="full model: the real model files (default ../shared/paddleocr_vl/v1)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args()
     if args.threads:
@@ -155,8 +137,8 @@ def main() -> int:
         results["gpu"] = torch.cuda.get_device_name()
     for kind in args.models:
         start = time.perf_counter()
-        model, processor = tiny_model(args.device) if kind == "tiny" else full_model(args.device, dtype, args.page_max_pixels)
-        entry: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters()),
+        model, processor = tiny_model(args.device) if kind == "tiny" else full_model(args.device, dtype, args.page_max_pixels, args.like)
+        entry: dict[str, Any] = {**describe(model),  # parameters and lm_head (tied / untied)
                                  "load_seconds": time.perf_counter() - start, "dtype": str(next(model.parameters()).dtype)}
         warmup = not args.no_warmup
         if kind not in args.skip_crop:

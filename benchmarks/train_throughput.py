@@ -5,11 +5,13 @@
     python benchmarks/train_throughput.py --size full --mode lora --steps 1 --batch-size 1   # 0.9B config, random weights
     python benchmarks/train_throughput.py --size full --mode full --device cuda --batch-size 4 --input page  # GPU: + MFU, VRAM
 
-`--size full` builds the default `PaddleOCRVLConfig()` (= the released 0.9B: vision 1152 hidden x 27
-layers, text 1024 x 18, vocab 103424) with random weights and the tiny tokenizer's special-token
-ids, and the real image processor bounds (min 147384 / max 2822400 pixels), so the compute per
-crop/page matches the real model. One step = forward + backward + AdamW step on one batch built by
-`CompletionCollator` (the training path). The first step is a warm-up and is not timed.
+`--size full` builds the released 0.9B v1 from its real files (`--like`, default
+../shared/paddleocr_vl/v1: config.json translated by finscribe.checkpoint — vision 1152 hidden x 27
+layers, text 1024 x 18, vocab 103424, untied head — the real tokenizer, template and image
+processor, min 147384 / max 2822400 pixels) with random weights, so the compute per crop/page
+matches the real model. The result gives the parameter count and the head (tied/untied).
+One step = forward + backward + AdamW step on one batch built by `CompletionCollator` (the
+training path). The first step is a warm-up and is not timed.
 Prints one JSON line per run.
 """
 
@@ -39,56 +41,29 @@ def _image(kind: str) -> Image.Image:
     return image
 
 
-def _model(size: str, workdir: Path):
-    from transformers import (
-        PaddleOCRVLConfig,
-        PaddleOCRVLForConditionalGeneration,
-        PaddleOCRVLProcessor,
-    )
-    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
-        PaddleOCRVLImageProcessorPil,
-    )
+def _model(size: str, workdir: Path, like: str | None):
+    from finscribe.checkpoint import random_model_like, real_files_folder
+    from finscribe.training.model import build_tiny_model, default_corpus, load_model
 
-    from finscribe.training.model import (
-        IMAGE_END,
-        IMAGE_START,
-        IMAGE_TOKEN,
-        VIDEO_TOKEN,
-        build_tiny_model,
-        default_corpus,
-        load_model,
-    )
-
+    if size == "full":
+        return random_model_like(like or str(real_files_folder()))
     tiny = build_tiny_model(workdir / "tiny", default_corpus())
-    model, processor = load_model(tiny, device="cpu", dtype=torch.float32)
-    if size == "tiny":
-        return model, processor
-    tok = processor.tokenizer
-    config = PaddleOCRVLConfig(
-        image_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN), video_token_id=tok.convert_tokens_to_ids(VIDEO_TOKEN),
-        vision_start_token_id=tok.convert_tokens_to_ids(IMAGE_START), vision_end_token_id=tok.convert_tokens_to_ids(IMAGE_END),
-    )
-    v, t = config.vision_config, config.text_config
-    assert (v.hidden_size, v.num_hidden_layers, t.hidden_size, t.num_hidden_layers, t.vocab_size) == (1152, 27, 1024, 18, 103424)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = PaddleOCRVLForConditionalGeneration(config)
-    image_processor = PaddleOCRVLImageProcessorPil(min_pixels=147384, max_pixels=2822400,
-                                                   image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    processor = PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tok, chat_template=processor.chat_template)
-    return model, processor
+    return load_model(tiny, device="cpu", dtype=torch.float32)
 
 
 def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is KiB on Linux
 
 
-def run(size: str, mode: str, device: str, batch_size: int, steps: int, kind: str, peak_tflops: float) -> dict:
+def run(size: str, mode: str, device: str, batch_size: int, steps: int, kind: str, peak_tflops: float,
+        like: str | None = None) -> dict:
+    from finscribe.checkpoint import describe
     from finscribe.training.collate import IGNORE_INDEX, CompletionCollator
     from finscribe.training.lora import apply_lora
 
     with tempfile.TemporaryDirectory() as tmp:
-        model, processor = _model(size, Path(tmp))
+        model, processor = _model(size, Path(tmp), like)
+    architecture = describe(model)
     if mode == "lora":
         model = apply_lora(model, "decoder", r=16)
     model.to(device).train()
@@ -122,7 +97,7 @@ def run(size: str, mode: str, device: str, batch_size: int, steps: int, kind: st
     n_params = sum(p.numel() for p in model.parameters())
     result = {
         "size": size, "mode": mode, "device": device, "input": kind, "batch_size": batch_size, "steps_timed": steps,
-        "params_m": round(n_params / 1e6, 2), "trainable_m": round(sum(p.numel() for p in trainable) / 1e6, 3),
+        "params_m": round(n_params / 1e6, 2), "lm_head": architecture["lm_head"], "trainable_m": round(sum(p.numel() for p in trainable) / 1e6, 3),
         "tokens_per_sample": seq_tokens // batch_size, "image_tokens_per_sample":
             int((batch["input_ids"] == processor.image_token_id).sum()) // batch_size,
         "answer_tokens_per_sample": answer_tokens // batch_size,
@@ -148,13 +123,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
     parser.add_argument("--input", choices=["crop", "page"], default="crop")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    parser.add_argument("--like", default=None, help="--size full: the real model files (default ../shared/paddleocr_vl/v1)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU dense bf16 peak for MFU (H100 SXM: 989)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA device is visible")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(json.dumps(run(args.size, args.mode, args.device, args.batch_size, args.steps, args.input, args.peak_tflops)))
+    print(json.dumps(run(args.size, args.mode, args.device, args.batch_size, args.steps, args.input, args.peak_tflops, args.like)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ processor (no `trust_remote_code`) from a hub id, a local folder, or a LoRA adap
     from finscribe.model import load_model
     model, processor = load_model("models/tiny", device="cpu")
 
-Offline, tests and CPU demos use a tiny PaddleOCR-VL (`finscribe init-tiny-model`, built in
+Both file layouts load: the native one and the pre-native one of PaddleOCR/PaddleX downloads
+(translated by `finscribe/checkpoint.py`: tokenizer, image token, processor settings, template,
+untied head). Offline, tests and CPU demos use a tiny PaddleOCR-VL (`finscribe init-tiny-model`, built in
 `finscribe/training/model.py`) saved with `save_pretrained`, so it loads here exactly like the
 real checkpoint. A missing local folder fails at once, never as a hub id.
 """
@@ -22,9 +24,19 @@ import torch
 from huggingface_hub.errors import HFValidationError
 from peft import PeftModel
 from safetensors import SafetensorError
-from transformers import AutoProcessor, PaddleOCRVLForConditionalGeneration
+from transformers import PaddleOCRVLForConditionalGeneration
 
-from finscribe.errors import FinScribeError
+from finscribe.checkpoint import (  # noqa: F401  (ASSISTANT_SEPARATORS, IMAGE_*: re-exported)
+    ASSISTANT_SEPARATORS,
+    IMAGE_END,
+    IMAGE_START,
+    IMAGE_TOKEN,
+    CheckpointLayoutError,
+    ModelNotAvailableError,
+    check_token_ids,
+    load_config,
+    load_processor,
+)
 from finscribe.fileio import atomic_directory
 
 DEFAULT_MODEL_ID = "PaddlePaddle/PaddleOCR-VL"
@@ -34,13 +46,9 @@ DEFAULT_MODEL_ID = "PaddlePaddle/PaddleOCR-VL"
 # <|begin_of_sentence|>; an image is <|IMAGE_START|><|IMAGE_PLACEHOLDER|>...<|IMAGE_END|>.
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 CLS, SEP = "<|begin_of_sentence|>", "<|end_of_sentence|>"
-IMAGE_TOKEN, IMAGE_START, IMAGE_END = "<|IMAGE_PLACEHOLDER|>", "<|IMAGE_START|>", "<|IMAGE_END|>"
 VIDEO_TOKEN, VIDEO_START, VIDEO_END = "<|VIDEO_PLACEHOLDER|>", "<|VIDEO_START|>", "<|VIDEO_END|>"
 SPECIAL_TOKENS = [UNK, BOS, EOS, CLS, SEP, IMAGE_TOKEN, VIDEO_TOKEN, IMAGE_START, IMAGE_END,
                   VIDEO_START, VIDEO_END]
-
-# Released PaddleOCR-VL checkpoints differ in what follows "Assistant:" in the generation prompt.
-ASSISTANT_SEPARATORS = {"space": " ", "newline": "\n"}
 
 
 def chat_template(assistant_separator: str = " ") -> str:
@@ -70,10 +78,6 @@ def chat_template(assistant_separator: str = " ") -> str:
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{- " + sep + " -}}{%- endif -%}"
     )
-
-
-class ModelNotAvailableError(FinScribeError, OSError):
-    """The model id/path could not be loaded (no network, wrong path); the message says what to do."""
 
 
 def default_dtype(device: str | torch.device | None = None) -> torch.dtype:
@@ -160,20 +164,29 @@ def load_model(
         except (OSError, ValueError, SafetensorError) as err:
             raise _not_available(source, err) from None
         if (Path(source) / "processor_config.json").is_file() or (Path(source) / "tokenizer_config.json").is_file():
-            processor = AutoProcessor.from_pretrained(source)
+            processor = load_processor(source)
         return model, processor
 
     if looks_like_local_path(source):
         check_model_folder(Path(source).expanduser())
         source = str(Path(source).expanduser())
     try:
+        # Both layouts (native and pre-native, see finscribe/checkpoint.py): the config as the file
+        # means it (an untied head stays untied), pre-native weight names are renamed by transformers.
+        processor = load_processor(source)
+        config = load_config(source)
         model = PaddleOCRVLForConditionalGeneration.from_pretrained(
-            source, dtype=dtype, attn_implementation=attn_implementation
+            source, config=config, dtype=dtype, attn_implementation=attn_implementation
         )
-        processor = AutoProcessor.from_pretrained(source)
+    except CheckpointLayoutError:
+        raise
     except (OSError, ValueError, HFValidationError, SafetensorError) as err:
         # SafetensorError: a truncated or corrupt model.safetensors; ValueError: unreadable config.
         raise _not_available(source, err) from None
+    check_token_ids(source, model.config, processor)
+    # The pre-native generation_config.json says use_cache=false (a training setting): decoding
+    # without the KV cache recomputes the whole prefix at every token.
+    model.generation_config.use_cache = True
     return model.to(device), processor
 
 

@@ -7,8 +7,10 @@
 Each variant (float, quantized) runs in its own fresh process, so its peak RSS is its own.
 Latency is measured one crop at a time with a fixed output length (`--fixed-new-tokens`, EOS
 ignored), so float and INT8 generate the same number of tokens; accuracy uses normal greedy
-decoding. `--full-size-random` builds `PaddleOCRVLConfig()` (the 0.9B architecture) with random
-weights and the `--model` folder's processor: speed and size only, no accuracy.
+decoding. `--full-size-random` builds the released 0.9B v1 architecture from its real config.json
+(../shared/paddleocr_vl/v1 or $FINSCRIBE_REAL_FILES, translated by finscribe.checkpoint: untied
+head) with random weights and the `--model` folder's processor: speed and size only, no accuracy;
+the report gives its parameter count and head (`architecture`).
 Writes `quantization.json` + `quantization.md` into `--output`.
 """
 
@@ -27,10 +29,10 @@ import torch
 from PIL import Image
 from transformers import (
     AutoProcessor,
-    PaddleOCRVLConfig,
     PaddleOCRVLForConditionalGeneration,
 )
 
+from finscribe.checkpoint import describe, load_config, real_files_folder, use_token_ids_of
 from finscribe.config import arg, config_to_dict, parse_config, save_config
 from finscribe.data.schema import read_region_annotation
 from finscribe.deploy.quantize import (
@@ -49,20 +51,14 @@ from finscribe.inference import predict
 
 
 def _full_size_model(processor: Any) -> Any:
-
-    tok = processor.tokenizer
-    ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
-        ("image", "<|IMAGE_PLACEHOLDER|>"), ("video", "<|VIDEO_PLACEHOLDER|>"),
-        ("start", "<|IMAGE_START|>"), ("end", "<|IMAGE_END|>"))}
-    config = PaddleOCRVLConfig(image_token_id=ids["image"], video_token_id=ids["video"],
-                               vision_start_token_id=ids["start"], vision_end_token_id=ids["end"])
-    config.text_config.eos_token_id = tok.eos_token_id
-    config.text_config.pad_token_id = tok.pad_token_id
+    # The released v1 architecture from its own config.json (translated: untied head, real rope),
+    # not the class defaults; the special-token ids are those of `processor`'s tokenizer.
+    config = use_token_ids_of(load_config(str(real_files_folder())), processor)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = PaddleOCRVLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     return model.eval()
 
 
@@ -76,6 +72,7 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
 
         processor = AutoProcessor.from_pretrained(cfg["model"])
         model = _full_size_model(processor)
+        cfg["architecture"] = describe(model)  # parameter count and tied/untied head, before quantizing
     elif variant == "int8" and cfg["quantized_path"]:
         model, processor = load_quantized_model(cfg["quantized_path"], device="cpu")
     else:
@@ -104,7 +101,8 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
     result = {"variant": variant, "weight_bytes": sizes, "load_seconds": load_seconds,
               "latency_p50_s": statistics.median(latencies),
               "latency_p95_s": latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
-              "latency_samples": len(latencies), "outputs": None, "field_accuracy": None}
+              "latency_samples": len(latencies), "outputs": None, "field_accuracy": None,
+              "architecture": cfg.get("architecture")}
     if not cfg["full_size_random"]:
         scores, outputs = [], []
         for image, (_, region, annotation) in zip(images, items):
@@ -192,7 +190,7 @@ class QuantBenchmarkConfig:
     repeats: int = arg(3, "latency passes over the crops")
     fixed_new_tokens: int = arg(32, "tokens generated per crop for latency (EOS ignored)")
     max_new_tokens: int = arg(160, "generation limit for the accuracy pass")
-    full_size_random: bool = arg(False, "benchmark PaddleOCRVLConfig() (0.9B) with random weights instead")
+    full_size_random: bool = arg(False, "benchmark the real v1 config.json (0.9B, untied head) with random weights instead")
     threads: int = arg(0, "torch threads (0 = torch default)")
     include_lm_head: bool = arg(False, "also quantize the LM head when quantizing in memory")
 

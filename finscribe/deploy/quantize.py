@@ -31,13 +31,13 @@ from typing import Any, Literal
 
 import torch
 from transformers import (
-    AutoProcessor,
     GenerationConfig,
     PaddleOCRVLConfig,
     PaddleOCRVLForConditionalGeneration,
 )
 from transformers.initialization import no_init_weights
 
+from finscribe.checkpoint import load_processor
 from finscribe.config import arg, parse_config, save_config
 from finscribe.errors import FinScribeError
 from finscribe.fileio import atomic_directory, write_json_atomic
@@ -210,7 +210,7 @@ def load_quantized_model(path: str | Path, device: str | None = None) -> tuple[A
     else:  # torchao tensor subclasses replace the float parameters as they are
         model.load_state_dict(state, strict=True, assign=True)
     model.tie_weights()
-    processor = AutoProcessor.from_pretrained(path)
+    processor = load_processor(str(path))  # the PIL image backend pinned, as for the float model
     return model.to(device), processor
 
 

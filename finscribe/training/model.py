@@ -27,6 +27,7 @@ from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
     PaddleOCRVLImageProcessorPil,
 )
 
+from finscribe.checkpoint import load_config, load_processor, set_chat_template, with_assistant_separator
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import OCR_PROMPT, REGION_PROMPTS, serialize_target
 from finscribe.model import (  # noqa: F401  (load_model: the seed's public path finscribe.training.model)
@@ -156,6 +157,56 @@ def build_tiny_model(
     return save_model_atomically(model, processor, output_dir)
 
 
+def _scaled_sections(sections: list[int], half_head_dim: int) -> list[int]:
+    """M-RoPE (temporal, height, width) sections in the same ratio, summing to half the head dim."""
+    scaled = [round(s * half_head_dim / sum(sections)) for s in sections[:-1]]
+    return scaled + [half_head_dim - sum(scaled)]
+
+
+def build_tiny_model_like(
+    source: str | Path,
+    output_dir: str | Path,
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_layers: int = 1,
+    vision_hidden_size: int = 64,
+    vision_layers: int = 1,
+    num_heads: int = 2,
+    assistant_separator: str | None = None,
+) -> Path:
+    """A tiny random PaddleOCR-VL that sees exactly what the model at `source` sees.
+
+    Kept from `source` (either layout, translated by `finscribe.checkpoint`): the tokenizer (the real
+    one: vocab 103,424 with its ids), the chat template (images wrapped in <|IMAGE_START|>/<|IMAGE_END|>;
+    `assistant_separator` " " or "\n" changes what follows "Assistant:", for a 1.5/1.6-style model),
+    the image processor (min/max pixels, mean/std) and the config (token ids, tied or untied head,
+    rope theta and M-RoPE ratio). Only the sizes shrink: `hidden_size` x `num_layers` text decoder,
+    `vision_hidden_size` x `vision_layers` vision tower. Saved in the native layout.
+    CLI: `finscribe init-tiny-model --like ../shared/paddleocr_vl/v1 --output models/tiny-v1`.
+    """
+    source = str(source)
+    processor = load_processor(source)
+    if assistant_separator is not None:
+        set_chat_template(processor, with_assistant_separator(processor.chat_template, assistant_separator))
+    config = load_config(source)
+    text, vision = config.text_config, config.vision_config
+    head_dim = hidden_size // num_heads
+    sections = (text.rope_parameters or {}).get("mrope_section", [16, 24, 24])
+    text.hidden_size, text.intermediate_size, text.num_hidden_layers = hidden_size, hidden_size * 3, num_layers
+    text.num_attention_heads, text.num_key_value_heads, text.head_dim = num_heads, max(1, num_heads // 2), head_dim
+    text.rope_parameters = {**text.rope_parameters, "mrope_section": _scaled_sections(sections, head_dim // 2)}
+    vision.hidden_size, vision.intermediate_size = vision_hidden_size, vision_hidden_size * 3
+    vision.num_hidden_layers, vision.num_attention_heads = vision_layers, num_heads
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = PaddleOCRVLForConditionalGeneration(config)
+    tokenizer = processor.tokenizer
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return save_model_atomically(model, processor, Path(output_dir))
+
+
 @dataclass
 class TinyModelConfig:
     output: Path = arg(Path("models/tiny"), "folder to write the tiny model + processor into")
@@ -168,19 +219,30 @@ class TinyModelConfig:
     vocab_size: int = arg(512, "byte-level BPE vocabulary size")
     min_pixels: int = arg(28 * 28 * 4, "image processor: smallest resized area in pixels")
     max_pixels: int = arg(28 * 28 * 256, "image processor: largest resized area in pixels")
-    assistant_separator: Literal["space", "newline"] = arg("space", "what follows 'Assistant:' in the chat template")
+    assistant_separator: Literal["space", "newline"] | None = arg(
+        None, "what follows 'Assistant:' in the chat template (default: --like's own; space without --like)")
+    like: str | None = arg(None, "copy tokenizer, template, processor and config shape (not the sizes) of this model "
+                                 "folder or hub id, e.g. ../shared/paddleocr_vl/v1; the tokenizer flags are ignored")
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe init-tiny-model") -> int:
     """`finscribe init-tiny-model --output models/tiny`: write a tiny PaddleOCR-VL for offline use."""
     config = parse_config(TinyModelConfig, argv, prog, "Build a tiny randomly initialised PaddleOCR-VL "
-                          "(same classes as the real one) with a locally trained tokenizer.")
-    path = build_tiny_model(
-        config.output, default_corpus(seed=config.seed), seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
-        vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers,
-        num_heads=config.num_heads, vocab_size=config.vocab_size, min_pixels=config.min_pixels,
-        max_pixels=config.max_pixels, assistant_separator=ASSISTANT_SEPARATORS[config.assistant_separator],
-    )
+                          "(same classes as the real one) with a locally trained tokenizer, or with the "
+                          "tokenizer, template and processor of --like.")
+    separator = ASSISTANT_SEPARATORS[config.assistant_separator] if config.assistant_separator else None
+    if config.like:
+        path = build_tiny_model_like(
+            config.like, config.output, seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
+            vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers, num_heads=config.num_heads,
+            assistant_separator=separator)
+    else:
+        path = build_tiny_model(
+            config.output, default_corpus(seed=config.seed), seed=config.seed, hidden_size=config.hidden_size,
+            num_layers=config.num_layers, vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers,
+            num_heads=config.num_heads, vocab_size=config.vocab_size, min_pixels=config.min_pixels,
+            max_pixels=config.max_pixels, assistant_separator=separator or " ",
+        )
     save_config(config, path, name="tiny_model_config.json")
     n = sum(p.numel() for p in load_model(path, device="cpu")[0].parameters())
     print(f"wrote tiny PaddleOCR-VL ({n / 1e6:.2f} M parameters) to {path}")
