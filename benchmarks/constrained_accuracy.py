@@ -13,6 +13,7 @@ load; record it with the figures.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for constrained in (False, True):
         start = time.perf_counter()
-        preds = predict_records(model, processor, records, generation, constrained=constrained, show_progress=False)
+        preds = predict_records(model, processor, records, dataclasses.replace(generation, constrained=constrained),
+                                show_progress=False)
         rows = [score_record(record, pred) for record, pred in zip(records, preds)]
         results["constrained" if constrained else "unconstrained"] = dict(
             metrics(rows), seconds=round(time.perf_counter() - start, 1))

@@ -128,6 +128,8 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
     (as config.json saves them)."""
     hints = typing.get_type_hints(config_cls)
     values = dict(values)
+    if values.get("stage") == config_cls.__name__:  # a config.json saved by save_config: reusable as --config
+        del values["stage"]
     groups = {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if _is_group(f, hints[f.name])}
     names = {f.name for f, _ in leaf_fields(config_cls)} | set(groups)
     unknown = sorted(set(values) - names)

@@ -181,8 +181,8 @@ def test_untrained_model_valid_json_only_when_constrained(tiny_model):
     assert len(records) == 50 and {r["region"] for r in records} == set(REGIONS)
     rates = {}
     for constrained in (False, True):
-        preds = predict_records(model, processor, records, GenerationArgs(model="tiny", max_new_tokens=64),
-                                constrained=constrained, show_progress=False)
+        generation = GenerationArgs(model="tiny", max_new_tokens=64, constrained=constrained)
+        preds = predict_records(model, processor, records, generation, show_progress=False)
         assert all(p.constrained is constrained for p in preds)
         json_valid = [p.parsed is not None for p in preds]
         schema_valid = [p.parsed is not None and not contract_problems(r["region"], p.parsed)
