@@ -98,11 +98,14 @@ def default_attn_implementation(device: str | torch.device | None = None) -> str
 
 def _not_available(model_id_or_path: str, err: Exception) -> ModelNotAvailableError:
     first_line = str(err).splitlines()[0] if str(err) else ""
-    return ModelNotAvailableError(
-        f"could not load model {model_id_or_path!r}: {type(err).__name__}: {first_line}. "
-        "If it is a hub id, this machine may have no access to the Hugging Face Hub: pass a local folder "
-        "instead (a download of PaddleOCR-VL, a `finscribe train` output, or `finscribe init-tiny-model --output models/tiny`)."
-    )
+    if Path(model_id_or_path).expanduser().is_dir():  # a local folder: its files are the problem, not the hub
+        hint = ("its files are incomplete or corrupt (e.g. a truncated model.safetensors): copy, download or "
+                "re-save the model again")
+    else:
+        hint = ("if it is a hub id, this machine may have no access to the Hugging Face Hub: pass a local folder "
+                "instead (a download of PaddleOCR-VL, a `finscribe train` output, or `finscribe init-tiny-model "
+                "--output models/tiny`)")
+    return ModelNotAvailableError(f"could not load model {model_id_or_path!r}: {type(err).__name__}: {first_line}; {hint}")
 
 
 def looks_like_local_path(source: str) -> bool:
@@ -123,9 +126,9 @@ def check_model_folder(folder: Path) -> None:
         raise ModelNotAvailableError(
             f"{folder} holds no config.json (nor adapter_config.json): not a model folder. "
             "Pass a folder written by save_pretrained, `finscribe init-tiny-model`, or `finscribe train`.")
-    tokenizer_files = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+    tokenizer_files = ("tokenizer.json", "tokenizer.model")  # the vocabulary itself; tokenizer_config.json is not enough
     if not any((folder / name).is_file() for name in tokenizer_files):
-        raise ModelNotAvailableError(f"{folder} has no tokenizer (none of {', '.join(tokenizer_files)}); copy the "
+        raise ModelNotAvailableError(f"{folder} has no tokenizer (neither {' nor '.join(tokenizer_files)}); copy the "
                                      "tokenizer files of its base model into it or re-save it with its processor")
 
 

@@ -57,7 +57,7 @@ from finscribe.data.records import (  # noqa: F401  (re-exported: the stages imp
     write_jsonl_atomic,
 )
 from finscribe.data.schema import REGIONS, SchemaError, ordered_fields, read_label, read_region_annotation
-from finscribe.fileio import write_json_atomic, write_text_atomic
+from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.limits import MAX_PIXELS, MIN_SIDE, PROCESSOR_MAX_PIXELS
 
 UNKNOWN_LAYOUT = "unknown"  # layout of user-supplied crops
@@ -297,6 +297,7 @@ def _summary(records: list[dict]) -> str:
 def main(argv: list[str] | None = None, prog: str = "finscribe build-dataset") -> int:
     config = parse_config(BuildDatasetConfig, argv, prog, __doc__.split("\n\n")[0])
     limits = {"skip_invalid": config.skip_invalid, "min_side": config.min_side, "max_pixels": config.max_pixels}
+    ensure_output_dir(Path(config.output).parent)  # before checking every input
     if config.manifest is not None:
         records, problems = collect_from_manifest(
             config.manifest, regions=config.regions or None, include_pages=config.include_pages,

@@ -37,7 +37,7 @@ from finscribe.data.build_dataset import (
 from finscribe.data.mixing import check_shares, mix_datasets_by_share
 from finscribe.data.records import RECORD_KEYS, field_coverage
 from finscribe.errors import FinScribeError
-from finscribe.fileio import write_json_atomic
+from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
 from finscribe.training.callbacks import (
     GenerationEvalCallback,
@@ -302,8 +302,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     """Fine-tune per `config`; returns the output folder (loadable with `load_model`).
 
     `callbacks`: extra `transformers.TrainerCallback`s (e.g. to inspect the model per rank)."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = ensure_output_dir(config.output_dir)  # before loading data and model
     train_set, val_set = load_splits(config)
     on_cuda = torch.cuda.is_available()
     bf16 = config.bf16 if config.bf16 is not None else (on_cuda and torch.cuda.is_bf16_supported())
