@@ -6,8 +6,7 @@
     accelerate launch --config_file configs/accelerate/ddp.yaml train_finscribe_vl.py --data-dir data ...
 """
 
-from finscribe.cli import run
-from finscribe.training.train import main
+from finscribe.cli import script
 
 if __name__ == "__main__":
-    raise SystemExit(run(main, prog="train_finscribe_vl.py"))
+    raise SystemExit(script("train_finscribe_vl.py"))

@@ -7,8 +7,7 @@ The ground truth is a region annotation `{"region", "fields"}` or a full label. 
 split use `finscribe evaluate`. This script only calls `finscribe.eval.document.evaluate_main`.
 """
 
-from finscribe.cli import run
-from finscribe.eval.document import evaluate_main
+from finscribe.cli import script
 
 if __name__ == "__main__":
-    raise SystemExit(run(evaluate_main, prog="evaluate_model.py"))
+    raise SystemExit(script("evaluate_model.py"))

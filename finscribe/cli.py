@@ -13,27 +13,50 @@ import sys
 from collections.abc import Callable
 
 from finscribe import __version__
+from finscribe.config import build_parser
 from finscribe.errors import FinScribeError
 
-# subcommand -> (module, function, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest"),
-    "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout"),
-    "quantize": ("finscribe.deploy.quantize", "main", "INT8-quantize a model for serving (dynamic on CPU, weight-only on GPU)"),
-    "benchmark-quant": ("finscribe.deploy.quant_benchmark", "main", "float vs INT8: weight bytes, memory, latency, field accuracy"),
-    "serve": ("finscribe.deploy.server", "main", "HTTP extraction service + web page (FastAPI/uvicorn)"),
-    "evaluate": ("finscribe.eval.report", "main", "evaluate a model on a split: predictions, metrics, report + charts"),
-    "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs"),
-    "pretrain-reader": ("finscribe.training.pretrain_reader", "main", "pretrain the tiny reader on OCR: (fresh synthetic text crops every step)"),
-    "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos"),
-    "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records"),
-    "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it"),
-    "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest"),
-    "normalize-annotations": ("finscribe.data.normalize", "main", "canonical annotations/targets from dates, amounts as printed, with a report"),
-    "import-dataset": ("finscribe.data.import_dataset", "main", "SROIE, CORD or Label Studio export → crops + annotations (+ report)"),
-    "label-studio-tasks": ("finscribe.data.importers.label_studio", "export_main", "predictions → Label Studio tasks with pre-annotations"),
-    "mine": ("finscribe.mining.mine", "main", "run a model over labelled records and log its errors as hard samples"),
-    "quickstart": ("finscribe.quickstart", "main", "the whole loop end to end: generate, build, (tiny) model, train, evaluate, compare"),
+# subcommand -> (module, function, one-line help, config class of a stage whose module imports torch).
+# `<command> --help` of such a stage builds its parser from the config class alone (a torch-free
+# module beside the stage), so help is instant; running it imports the stage as before.
+COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
+    "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest", None),
+    "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout", None),
+    "quantize": ("finscribe.deploy.quantize", "main", "INT8-quantize a model for serving (a transformers checkpoint; torchao)",
+                 "finscribe.deploy.quantize_config:QuantizeConfig"),
+    "benchmark-quant": ("finscribe.deploy.quant_benchmark", "main", "float vs INT8: weight bytes, memory, latency, field accuracy",
+                        "finscribe.deploy.quant_benchmark_config:QuantBenchmarkConfig"),
+    "serve": ("finscribe.deploy.server", "main", "HTTP extraction service + web page (FastAPI/uvicorn)",
+              "finscribe.deploy.server_config:ServeConfig"),
+    "evaluate": ("finscribe.eval.report", "main", "evaluate a model on a split: predictions, metrics, report + charts",
+                 "finscribe.eval.report_config:EvaluateConfig"),
+    "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs",
+                "finscribe.eval.report_config:CompareConfig"),
+    "pretrain-reader": ("finscribe.training.pretrain_reader", "main", "pretrain the tiny reader on OCR: (fresh synthetic text crops every step)",
+                        "finscribe.training.pretrain_reader_config:PretrainConfig"),
+    "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos",
+                        "finscribe.training.tiny_model_config:TinyModelConfig"),
+    "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records",
+              "finscribe.training.train_config:TrainConfig"),
+    "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it",
+               "finscribe.training.export_config:ExportConfig"),
+    "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest", None),
+    "normalize-annotations": ("finscribe.data.normalize", "main", "canonical annotations/targets from dates, amounts as printed, with a report",
+                              None),
+    "import-dataset": ("finscribe.data.import_dataset", "main", "SROIE, CORD or Label Studio export → crops + annotations (+ report)", None),
+    "label-studio-tasks": ("finscribe.data.importers.label_studio", "export_main", "predictions → Label Studio tasks with pre-annotations", None),
+    "mine": ("finscribe.mining.mine", "main", "run a model over labelled records and log its errors as hard samples",
+             "finscribe.mining.mine_config:MineConfig"),
+    "quickstart": ("finscribe.quickstart", "main", "the whole loop end to end: generate, build, (tiny) model, train, evaluate, compare",
+                   "finscribe.quickstart_config:QuickstartConfig"),
+}
+# The seed's scripts: same routing, not `finscribe` subcommands.
+SCRIPTS: dict[str, tuple[str, str, str, str | None]] = {
+    "train_finscribe_vl.py": COMMANDS["train"],
+    "compare_base_vs_finetuned.py": ("finscribe.eval.document", "compare_main", "compare the base and the fine-tuned model on "
+                                     "one document image", "finscribe.eval.document_config:DocumentCompareConfig"),
+    "evaluate_model.py": ("finscribe.eval.document", "evaluate_main", "evaluate a model on one document image",
+                          "finscribe.eval.document_config:DocumentEvalConfig"),
 }
 
 
@@ -42,7 +65,7 @@ def _usage() -> str:
     lines = ["usage: finscribe <command> [options]   (finscribe <command> --help for its options)", "",
              "FinScribe: fine-tune PaddleOCR-VL into an exact invoice extractor.",
              "Add --debug to any command to see the traceback of an error.", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_, _) in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -86,9 +109,26 @@ def _dispatch(argv: list[str], prog: str = "finscribe") -> int:
     if name not in COMMANDS:
         print(f"finscribe: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, function_name, _ = COMMANDS[name]
+    return run_stage(COMMANDS[name], rest, prog=f"{prog} {name}")
+
+
+def run_stage(stage: tuple[str, str, str, str | None], argv: list[str], prog: str) -> int:
+    """Call `stage` = (module, function, help, config) with `argv`; `--help` of a stage with a config
+    class is answered from that class alone, without importing the stage (and torch)."""
+    module_name, function_name, help_, config_path = stage
+    if config_path is not None and any(a in ("-h", "--help") for a in argv):
+        config_module, _, class_name = config_path.partition(":")
+        config_cls = getattr(importlib.import_module(config_module), class_name)
+        # the stage's own parser (same class, same flags): argparse prints the help and exits 0
+        build_parser(config_cls, prog, help_[0].upper() + help_[1:] + ".").parse_args(argv)
     stage_main = getattr(importlib.import_module(module_name), function_name)
-    return int(stage_main(rest, prog=f"{prog} {name}") or 0)
+    return int(stage_main(argv, prog=prog) or 0)
+
+
+def script(name: str) -> int:
+    """Entry of the seed's scripts (train_finscribe_vl.py, compare_base_vs_finetuned.py,
+    examples/evaluate_model.py): `raise SystemExit(script("train_finscribe_vl.py"))`."""
+    return run(lambda argv, prog: run_stage(SCRIPTS[name], argv, prog), prog=name)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
         if value is not None and tp is Path:
             value = Path(value)
         elif value is not None and typing.get_origin(tp) is tuple:
-            value = tuple(value)
+            inner = typing.get_args(tp)[0]
+            value = tuple(Path(v) if inner is Path else v for v in value)
         converted[name] = value
     try:
         return config_cls(**converted)

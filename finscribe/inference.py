@@ -34,9 +34,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from finscribe.config import arg
 from finscribe.data.formatters import OCR_PROMPT, OutputParseError, parse_output, prompt_for
-from finscribe.model import load_model
+from finscribe.generation_args import REPETITION_WINDOW, GenerationArgs  # noqa: F401  (re-exported: stages import it here)
 from finscribe.prompting import load_image, render_prompt
 
 # Repetition guard defaults. A loop is the generated tail being periodic: the last p*r tokens
@@ -44,34 +43,8 @@ from finscribe.prompting import load_image, render_prompt
 # repeats AND at least MIN_LOOP_TOKENS tokens in the loop. The span floor keeps legitimate short
 # repeats ("1000000.00" is a period-1 run of five zeros) from tripping it; three repeats of a
 # whole line-item row (period up to the window) is what a table loop looks like.
-REPETITION_WINDOW = 128
 MIN_REPEATS = 3
 MIN_LOOP_TOKENS = 24
-
-
-@dataclass
-class GenerationArgs:
-    """How a stage runs a model: shared by evaluate, compare, mine, serve, benchmark-quant and the
-    quickstart, so that the flags mean the same everywhere and travel as one object."""
-
-    model: str = arg(help="model folder (save_pretrained, training output, LoRA adapter) or hub id")
-    device: str | None = arg(None, "cuda, cpu, cuda:1, ... (default: cuda when available)")
-    dtype: str | None = arg(None, "float32, bfloat16, ... (default: bf16 on capable GPUs, else float32)")
-    batch_size: int = arg(8, "images per generation batch")
-    max_new_tokens: int = arg(512, "hard cap on generated tokens per image")
-    repetition_window: int = arg(REPETITION_WINDOW, "longest loop period (tokens) the repetition guard looks for; 0 = off")
-    constrained: bool = arg(False, "schema-constrained decoding: the model can only emit a JSON object of the prompt's "
-                                   "region (known keys, canonical amounts and dates; finscribe.constrained)")
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("--batch-size and --max-new-tokens must be >= 1")
-        if self.repetition_window < 0:
-            raise ValueError("--repetition-window must be >= 0")
-
-    def load(self) -> tuple[Any, Any]:
-        """(model, processor) of `model` on `device` in `dtype`."""
-        return load_model(self.model, dtype=self.dtype, device=self.device)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from finscribe.data.schema import Invoice, LineItem, Party
 from finscribe.eval.field_accuracy import (
     aggregate,
     field_accuracy,
+    field_accuracy_details,
     field_f1,
     tree_edit_accuracy,
 )
@@ -41,7 +42,7 @@ def _invoice(currency: str = "USD") -> Invoice:
 
 def test_exact_prediction_scores_one_and_non_canonical_numbers_count_as_right():
     pred = dict(TOTALS, subtotal="1,234.50", total="€ 1.469,06", tax_rate="19%")
-    result = field_accuracy(pred, TOTALS)
+    result = field_accuracy_details(pred, TOTALS)
     assert (result.accuracy, result.correct, result.total) == (1.0, 6, 6)
     assert result.per_field["total"] is True
 
@@ -49,7 +50,7 @@ def test_exact_prediction_scores_one_and_non_canonical_numbers_count_as_right():
 def test_missing_and_wrong_fields_are_wrong_and_extra_fields_are_reported_not_counted():
     pred = {"subtotal": "1234.50", "discount": "0.00", "tax_rate": "19", "tax_amount": "234.57",
             "currency": "EUR", "note": "thanks"}  # total missing, tax_amount off by one cent
-    result = field_accuracy(pred, TOTALS, region="totals_section")
+    result = field_accuracy_details(pred, TOTALS, region="totals_section")
     assert (result.correct, result.total) == (4, 6)
     assert result.accuracy == pytest.approx(4 / 6)
     assert result.per_field["totals_section.total"] is False
@@ -60,7 +61,7 @@ def test_missing_and_wrong_fields_are_wrong_and_extra_fields_are_reported_not_co
 def test_line_items_compared_row_by_row_and_reordering_is_wrong():
     gt = {"line_items": ROWS}
     reordered = {"line_items": [ROWS[1], ROWS[0], ROWS[2]]}
-    result = field_accuracy(reordered, gt, region="line_items_table")
+    result = field_accuracy_details(reordered, gt, region="line_items_table")
     # rows 0 and 1 swapped: every field of both differs (all four values differ), row 2 right
     assert (result.correct, result.total) == (4, 12)
     assert result.per_field["line_items_table.line_items[2].unit_price"] is True
@@ -69,10 +70,10 @@ def test_line_items_compared_row_by_row_and_reordering_is_wrong():
 
 def test_missing_row_makes_its_fields_wrong_and_extra_row_is_extra():
     gt = {"line_items": ROWS}
-    short = field_accuracy({"line_items": ROWS[:2]}, gt)
+    short = field_accuracy_details({"line_items": ROWS[:2]}, gt)
     assert (short.correct, short.total) == (8, 12)
     assert all(not ok for path, ok in short.per_field.items() if path.startswith("line_items[2]"))
-    longer = field_accuracy({"line_items": ROWS + [ROWS[0]]}, gt)
+    longer = field_accuracy_details({"line_items": ROWS + [ROWS[0]]}, gt)
     assert longer.accuracy == 1.0
     assert longer.extra_fields == sorted(f"line_items[3].{k}" for k in ROWS[0])
 
@@ -80,7 +81,7 @@ def test_missing_row_makes_its_fields_wrong_and_extra_row_is_extra():
 def test_a_dropped_middle_row_costs_only_its_own_fields():
     """Rows are aligned (eval.rows.align_rows, the aligner mining uses): dropping row 1 does not
     shift row 2 onto row 1's fields."""
-    result = field_accuracy({"line_items": [ROWS[0], ROWS[2]]}, {"line_items": ROWS})
+    result = field_accuracy_details({"line_items": [ROWS[0], ROWS[2]]}, {"line_items": ROWS})
     assert (result.correct, result.total) == (8, 12)
     assert all(not ok for path, ok in result.per_field.items() if path.startswith("line_items[1]"))
     assert all(ok for path, ok in result.per_field.items() if path.startswith(("line_items[0]", "line_items[2]")))
@@ -90,7 +91,7 @@ def test_eval_and_mining_pair_rows_the_same_way():
     from finscribe.mining.error_classifier import find_errors
 
     pred = {"line_items": [ROWS[0], dict(ROWS[2], line_total="1.00")]}
-    wrong_fields = {p for p, ok in field_accuracy(pred, {"line_items": ROWS}).per_field.items() if not ok}
+    wrong_fields = {p for p, ok in field_accuracy_details(pred, {"line_items": ROWS}).per_field.items() if not ok}
     errors = {e.path for e in find_errors(pred, {"line_items": ROWS})}
     assert wrong_fields == {f"line_items[1].{k}" for k in ROWS[1]} | {"line_items[2].line_total"}
     assert "line_items[1]" in errors and "line_items[2].line_total" in errors
@@ -98,9 +99,9 @@ def test_eval_and_mining_pair_rows_the_same_way():
 
 def test_none_or_non_object_prediction_scores_zero_over_all_gt_fields():
     for pred in (None, [], "not json"):
-        result = field_accuracy(pred, TOTALS)
+        result = field_accuracy_details(pred, TOTALS)
         assert (result.accuracy, result.correct, result.total, result.valid) == (0.0, 0, 6, False)
-    empty = field_accuracy({}, TOTALS)
+    empty = field_accuracy_details({}, TOTALS)
     assert (empty.accuracy, empty.total, empty.valid) == (0.0, 6, True)
 
 
@@ -110,7 +111,7 @@ def test_full_label_paths_and_jpy_amounts():
     pred["totals_section"] = dict(pred["totals_section"], total="¥3,960", tax_amount="360.4")
     pred["invoice_meta"] = dict(pred["invoice_meta"], invoice_date="15.03.2024")
     del pred["client_info"]
-    result = field_accuracy(pred, label)
+    result = field_accuracy_details(pred, label)
     assert result.per_field["totals_section.total"] is True
     assert result.per_field["totals_section.tax_amount"] is False  # JPY has no minor unit
     assert result.per_field["invoice_meta.invoice_date"] is True
@@ -122,15 +123,15 @@ def test_full_label_paths_and_jpy_amounts():
 
 def test_region_annotation_shape_is_accepted():
     annotation = {"region": "totals_section", "fields": TOTALS}
-    result = field_accuracy(annotation, annotation)
+    result = field_accuracy_details(annotation, annotation)
     assert result.accuracy == 1.0
     assert "totals_section.total" in result.per_field
 
 
 def test_aggregate_micro_per_field_and_per_region():
-    a = field_accuracy({"line_items": ROWS[:2]}, {"line_items": ROWS}, region="line_items_table")  # 8/12
-    b = field_accuracy(dict(TOTALS, total="0.00"), TOTALS, region="totals_section")  # 5/6
-    c = field_accuracy(None, TOTALS, region="totals_section")  # 0/6
+    a = field_accuracy_details({"line_items": ROWS[:2]}, {"line_items": ROWS}, region="line_items_table")  # 8/12
+    b = field_accuracy_details(dict(TOTALS, total="0.00"), TOTALS, region="totals_section")  # 5/6
+    c = field_accuracy_details(None, TOTALS, region="totals_section")  # 0/6
     report = aggregate([a, b, c])
     assert report["overall"] == pytest.approx(13 / 24)
     assert report["mean_document_accuracy"] == pytest.approx((8 / 12 + 5 / 6 + 0) / 3)
@@ -169,3 +170,12 @@ def test_tree_edit_accuracy_sees_row_order_unlike_f1():
     gt = {"line_items": ROWS}
     assert tree_edit_accuracy({"line_items": ROWS}, gt) == 1.0
     assert 0.0 < tree_edit_accuracy({"line_items": ROWS[::-1]}, gt) < 1.0
+
+
+def test_field_accuracy_is_the_number_and_details_carry_the_fields():
+    """The seed averages `field_accuracy(pred, gt)` directly: it is a float; the detail is elsewhere."""
+    pred = dict(TOTALS, total="0.00")
+    number = field_accuracy(pred, TOTALS)
+    details = field_accuracy_details(pred, TOTALS)
+    assert isinstance(number, float) and number == details.accuracy == 5 / 6
+    assert details.per_field["total"] is False and details.correct == 5

@@ -4,7 +4,7 @@ Layers, lowest first (a module may import its own layer's modules and lower laye
   0 foundation   errors, config, fileio, limits
   1 data         finscribe.data (schema, formatters, dataset building, importers)
   2 synthetic    finscribe.synthetic (uses the data contract)
-  3 core         model, checkpoint, prompting, ingest (load/save a model and read its layout, prompts, documents in)
+  3 core         model, checkpoint, prompting, ingest, model_card (load/save a model and read its layout, prompts, documents in, provenance)
   4 generation   inference, constrained
   5 eval         finscribe.eval (metrics, reports; runs the model through inference)
   6 mining       finscribe.mining (classifies with eval, replays for training)
@@ -25,13 +25,13 @@ LAYERS = {
     "finscribe": 0, "finscribe.errors": 0, "finscribe.config": 0, "finscribe.fileio": 0, "finscribe.limits": 0,
     "finscribe.data": 1,
     "finscribe.synthetic": 2,
-    "finscribe.model": 3, "finscribe.checkpoint": 3, "finscribe.prompting": 3, "finscribe.ingest": 3,
-    "finscribe.inference": 4, "finscribe.constrained": 4,
+    "finscribe.model": 3, "finscribe.checkpoint": 3, "finscribe.prompting": 3, "finscribe.ingest": 3, "finscribe.model_card": 3,
+    "finscribe.inference": 4, "finscribe.constrained": 4, "finscribe.generation_args": 4,
     "finscribe.eval": 5,
     "finscribe.mining": 6,
     "finscribe.training": 7,
     "finscribe.deploy": 8,
-    "finscribe.quickstart": 9, "finscribe.cli": 9,
+    "finscribe.quickstart": 9, "finscribe.quickstart_config": 9, "finscribe.cli": 9,
 }
 
 

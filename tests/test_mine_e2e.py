@@ -87,7 +87,7 @@ STEPS = 100  # optimizer steps of each training run in the slow test
 
 def _wrong_fields(model_dir, records):
     """(wrong outputs, wrong fields) of a model on records; unparseable output = all fields wrong."""
-    from finscribe.eval.field_accuracy import field_accuracy
+    from finscribe.eval.field_accuracy import field_accuracy_details
     from finscribe.mining.mine import classify_records
     from finscribe.model import load_model
 
@@ -96,7 +96,7 @@ def _wrong_fields(model_dir, records):
                                show_progress=False)
     fields = 0
     for r in results:
-        score = field_accuracy(r.pred, json.loads(r.record["target"]))
+        score = field_accuracy_details(r.pred, json.loads(r.record["target"]))
         fields += score.total - score.correct
     return sum(r.error_type != "OTHER" for r in results), fields
 

@@ -16,7 +16,6 @@ from deploy_helpers import cached_overfit_model, invoice_pages, region_records
 from finscribe.deploy.quantize import (
     META_FILE,
     QuantizationError,
-    apply_quantization,
     linear_module_names,
     load_float_model,
     load_quantized_model,
@@ -24,6 +23,7 @@ from finscribe.deploy.quantize import (
     weight_bytes,
 )
 from finscribe.inference import predict
+from finscribe.model import ModelNotAvailableError
 
 SUBPROCESS_PREDICT = textwrap.dedent("""
     import json, sys
@@ -62,17 +62,52 @@ def quantized_tiny(tiny_model_dir, tmp_path_factory):
     return quantize_model(tiny_model_dir, tmp_path_factory.mktemp("q") / "tiny-int8", method="auto", device="cpu")
 
 
-def test_reload_in_a_fresh_process_gives_the_in_memory_quantized_outputs(tiny_model_dir, quantized_tiny, crops):
+def test_reload_in_a_fresh_process_gives_the_same_outputs(quantized_tiny, crops):
     meta = json.loads((quantized_tiny / META_FILE).read_text())
     assert meta["method"] == "int8_dynamic" and meta["modules"]
-    model, processor = load_float_model(tiny_model_dir)
-    apply_quantization(model, meta["method"], meta["modules"], meta["backend"])
+    model, processor = load_quantized_model(quantized_tiny)
     from PIL import Image
 
     images = [Image.open(p) for p in crops]
-    in_memory = [p.raw_text for p in predict(model, processor, images, "totals_section", max_new_tokens=12, batch_size=2)]
+    in_process = [p.raw_text for p in predict(model, processor, images, "totals_section", max_new_tokens=12, batch_size=2)]
     reloaded = predict_in_fresh_process(quantized_tiny, "totals_section", 12, crops)
-    assert [raw for raw, _ in reloaded] == in_memory
+    assert [raw for raw, _ in reloaded] == in_process
+
+
+def test_the_artefact_is_a_plain_transformers_checkpoint(quantized_tiny):
+    """config.json + quantization_config, safetensors, no pickle; plain from_pretrained loads it,
+    and so does the seed's AutoModelForCausalLM(..., trust_remote_code=True) line."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, PaddleOCRVLForConditionalGeneration
+
+    config = json.loads((quantized_tiny / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "torchao"
+    assert config["quantization_config"]["quant_type"]["default"]["_type"] == "Int8DynamicActivationInt8WeightConfig"
+    names = {p.name for p in quantized_tiny.iterdir()}
+    assert "model.safetensors" in names and not {n for n in names if n.endswith((".pt", ".bin", ".pkl", ".pth"))}
+    plain = AutoModelForImageTextToText.from_pretrained(quantized_tiny)
+    causal = AutoModelForCausalLM.from_pretrained(quantized_tiny, trust_remote_code=True)
+    fast, _ = load_quantized_model(quantized_tiny)  # fbgemm kernels on CPU, same int8 weights
+    layer = "model.language_model.layers.0.mlp.down_proj"
+    w_plain, w_causal = plain.get_submodule(layer).weight, causal.get_submodule(layer).weight
+    assert type(w_plain).__name__ == "Int8Tensor" and torch.equal(w_plain.qdata, w_causal.qdata)
+    assert isinstance(causal, PaddleOCRVLForConditionalGeneration)
+    # the auto_map load must not turn the library class into "remote code" for this process
+    assert not PaddleOCRVLForConditionalGeneration.is_remote_code()
+    q = fast.get_submodule(layer).weight()
+    assert torch.equal(q.int_repr(), w_plain.qdata)
+    assert torch.allclose(q.q_per_channel_scales().float(), w_plain.scale.reshape(-1))
+    assert "base_model:" in (quantized_tiny / "README.md").read_text()
+
+
+def test_torchao_and_fbgemm_kernels_agree(quantized_tiny, crops):
+    from PIL import Image
+
+    images = [Image.open(p) for p in crops[:2]]
+    outputs = []
+    for kernels in ("fbgemm", "torchao"):
+        model, processor = load_quantized_model(quantized_tiny, device="cpu", cpu_kernels=kernels)
+        outputs.append([p.raw_text for p in predict(model, processor, images, "totals_section", max_new_tokens=8)])
+    assert outputs[0] == outputs[1]
 
 
 def test_weights_shrink_and_the_lm_head_stays_float_and_tied(tiny_model_dir, quantized_tiny):
@@ -80,8 +115,8 @@ def test_weights_shrink_and_the_lm_head_stays_float_and_tied(tiny_model_dir, qua
     before, after = meta["weight_bytes_float"], meta["weight_bytes_quantized"]
     assert before["quantized_layers"] / after["quantized_layers"] >= 3.5
     assert after["total"] < before["total"]
-    # the saved file is the real size: within 10 % of the counted bytes (pickle overhead only)
-    assert meta["state_file_bytes"] < 1.1 * after["total"] + 200_000
+    # the safetensors file is the real size: within 10 % of the counted bytes (+ header)
+    assert meta["safetensors_bytes"] < 1.1 * after["total"] + 200_000
     assert not any(name.endswith("lm_head") for name in meta["modules"])
     model, _ = load_quantized_model(quantized_tiny)
     assert model.lm_head.weight.dtype == torch.float32
@@ -122,8 +157,10 @@ def test_an_adapter_is_merged_before_quantizing(tiny_model_dir, tmp_path):
 
 
 def test_errors_name_the_problem(tmp_path, capsys):
-    with pytest.raises(QuantizationError, match="no quantization.json"):
+    with pytest.raises(ModelNotAvailableError, match="holds no config.json"):
         load_quantized_model(tmp_path)
+    with pytest.raises(ModelNotAvailableError, match="not found"):
+        load_quantized_model(tmp_path / "missing")
     with pytest.raises(QuantizationError, match="unknown method"):
         quantize_model(tmp_path, tmp_path / "out", method="int4")
     from finscribe.cli import main

@@ -30,7 +30,7 @@ from finscribe.data.schema import (
     validate_label,
     validate_region_fields,
 )
-from finscribe.eval.field_accuracy import field_accuracy
+from finscribe.eval.field_accuracy import field_accuracy, field_accuracy_details
 from finscribe.eval.report_markdown import coverage_lines
 from finscribe.eval.teds import table_teds
 from finscribe.limits import MAX_PIXELS, PROCESSOR_MAX_PIXELS
@@ -80,9 +80,9 @@ def test_partial_annotations_train_on_exactly_their_fields(tmp_path):
 def test_partial_ground_truth_is_scored_on_its_fields_only():
     gt = {"total": "57.40"}
     pred = {"subtotal": "55.00", "tax_amount": "2.40", "total": "57.40", "currency": "MYR"}
-    assert (field_accuracy(pred, gt, region="totals_section").correct,
-            field_accuracy(pred, gt, region="totals_section").total) == (1, 1)
-    assert field_accuracy({"total": "57.00"}, gt, region="totals_section").accuracy == 0.0
+    assert (field_accuracy_details(pred, gt, region="totals_section").correct,
+            field_accuracy_details(pred, gt, region="totals_section").total) == (1, 1)
+    assert field_accuracy({"total": "57.00"}, gt, region="totals_section") == 0.0
     # a table whose rows have no unit price: the model's extra column is not held against it
     rows = {"line_items": [{"description": "Nasi", "quantity": "1", "line_total": "75000"}]}
     extra = {"line_items": [{"description": "Nasi", "quantity": "1", "unit_price": "75000", "line_total": "75000"}]}

@@ -63,3 +63,21 @@ def test_quantized_folders_are_detected(tiny_model_dir, tmp_path):
 
     with pytest.raises(QuantizationError, match="not a quantized model folder"):
         PaddleOCRVLService(tiny_model_dir, quantized=True)
+
+
+def test_a_page_answered_with_flat_json_is_never_valid():
+    """The page prompt answered with flat keys reads zero schema fields: not "valid", and the keys are reported."""
+    from finscribe.deploy.service import read_fields
+
+    assert read_fields({"total": "12.00", "subtotal": "10.00"}) == (0, ["total", "subtotal"])
+    assert read_fields({"totals_section": {"total": "12.00", "color": "red"}}) == (1, ["totals_section.color"])
+    rows = {"line_items_table": {"line_items": [{"description": "A", "quantity": "1", "unit_price": "2.00",
+                                                 "line_total": "2.00"}]}}
+    assert read_fields(rows) == (4, [])
+
+
+def test_extract_reports_fields_read_and_valid_needs_a_field(service):
+    result = service.extract(Image.new("RGB", (400, 300), "white"))
+    assert result["valid"] == (result["fields_read"] > 0 and not result["violations"])
+    if not result["fields_read"]:
+        assert result["valid"] is False

@@ -48,6 +48,7 @@ from tqdm import tqdm
 from finscribe.config import arg, parse_config, save_config
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
 from finscribe.data.inputs import IMAGE_SUFFIXES, check_image, list_files, store_downscaled
+from finscribe.data.record_dataset import RecordDataset
 from finscribe.data.records import (  # noqa: F401  (re-exported: the stages import them from here)
     RECORD_KEYS,
     DatasetBuildError,
@@ -250,13 +251,13 @@ def collect_from_manifest(
 def _to_dataset(records: list[dict], problems: list[str]) -> datasets.Dataset:
     table = {key: [r[key] for r in records] for key in RECORD_KEYS}
     description = "" if not problems else f"skipped {len(problems)} invalid input(s):\n" + "\n".join(problems)
-    return datasets.Dataset.from_dict(table, info=datasets.DatasetInfo(description=description))
+    return RecordDataset.from_dict(table, info=datasets.DatasetInfo(description=description))
 
 
 def build_dataset(
     crops_dir: str | Path, annotations_dir: str | Path, *, split: str = "train", skip_invalid: bool = False,
     min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS,
-) -> datasets.Dataset:
+) -> RecordDataset:
     """Records of crops + annotations paired by stem; skipped inputs in `.info.description`."""
     return _to_dataset(*collect_from_dirs(crops_dir, annotations_dir, split=split, skip_invalid=skip_invalid,
                                           min_side=min_side, max_pixels=max_pixels))
@@ -266,7 +267,7 @@ def build_dataset_from_manifest(
     manifest_path: str | Path, *, regions: Iterable[str] | None = None, include_pages: bool = False,
     splits: Iterable[str] | None = None, skip_invalid: bool = False,
     min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS,
-) -> datasets.Dataset:
+) -> RecordDataset:
     """Records of a generated manifest; skipped inputs in `.info.description`."""
     return _to_dataset(*collect_from_manifest(
         manifest_path, regions=regions, include_pages=include_pages, splits=splits,
@@ -274,7 +275,7 @@ def build_dataset_from_manifest(
     ))
 
 
-def load_records(path: str | Path) -> datasets.Dataset:
+def load_records(path: str | Path) -> RecordDataset:
     """A 🤗 Dataset of records from a JSONL written here or from a manifest (all regions, no pages).
 
     Every target of a JSONL is checked against the data contract: a hand-written file with

@@ -1,53 +1,61 @@
-"""Float vs INT8: weight bytes, peak memory, per-crop latency and field accuracy, side by side.
+"""Float vs INT8: weight bytes, peak memory, per-record latency and field accuracy, side by side.
 
-    finscribe benchmark-quant --model models/overfit --data data/overfit --output runs/quant
-    finscribe benchmark-quant --full-size-random --model models/tiny --output runs/quant-full
+    finscribe benchmark-quant --model runs/ft --data data/synthetic_invoices/training_manifest.json \
+        --split test --regions totals_section --output runs/quant [--cpu-kernels both]
+    finscribe benchmark-quant --full-size-random --model models/tiny --data D --output runs/quant-full
 
-`--data` is a folder with `crops/<id>.png` and `annotations/<id>.json` (the export layout).
-Each variant (float, quantized) runs in its own fresh process, so its peak RSS is its own.
-Latency is measured one crop at a time with a fixed output length (`--fixed-new-tokens`, EOS
-ignored), so float and INT8 generate the same number of tokens; accuracy uses normal greedy
-decoding. `--full-size-random` builds the released 0.9B v1 architecture from its real config.json
-(../shared/paddleocr_vl/v1 or $FINSCRIBE_REAL_FILES, translated by finscribe.checkpoint: untied
-head) with random weights and the `--model` folder's processor: speed and size only, no accuracy;
-the report gives its parameter count and head (`architecture`).
-Writes `quantization.json` + `quantization.md` into `--output`.
+`--data` is a manifest or records JSONL (`RecordSelection`: --split, --regions, --limit; default
+limit 8), or a folder with `crops/` + `annotations/`. The INT8 model is the artefact
+`finscribe quantize` writes (quantized here into OUTPUT/int8_model unless --quantized-path
+names one), loaded with `load_quantized_model`; `--cpu-kernels both` times it on fbgemm and on
+torchao's own kernels. Each variant runs in its own fresh process, so its peak RSS is its own.
+Latency is measured one record at a time with a fixed output length (`--fixed-new-tokens`, EOS
+ignored, repetition guard off: a fixed-length run must not be cut short), so every variant
+generates the same number of tokens; accuracy uses normal greedy decoding with the shared
+generation flags (`--max-new-tokens`, `--repetition-window`, `--batch-size`). `--full-size-random`
+builds the released 0.9B v1 architecture from its real config.json (../shared/paddleocr_vl/v1 or
+$FINSCRIBE_REAL_FILES, translated by finscribe.checkpoint: untied head) with random weights and
+quantizes it in memory: speed and size only, no accuracy; the report gives its parameter count
+and head (`architecture`). Writes `quantization.json` + `quantization.md`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import resource
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
-from transformers import (
-    AutoProcessor,
-    PaddleOCRVLForConditionalGeneration,
-)
+from transformers import AutoProcessor, PaddleOCRVLForConditionalGeneration
 
 from finscribe.checkpoint import describe, load_config, real_files_folder, use_token_ids_of
-from finscribe.config import arg, config_to_dict, parse_config, save_config
-from finscribe.data.schema import read_region_annotation
+from finscribe.config import config_to_dict, parse_config, save_config
+from finscribe.data.build_dataset import build_dataset
+from finscribe.data.formatters import PAGE
+from finscribe.data.selection import RecordSelection, load_selection, select_records
+from finscribe.deploy.quant_benchmark_config import DEFAULT_LIMIT, QuantBenchmarkConfig
 from finscribe.deploy.quantize import (
+    META_FILE,
+    QuantizationError,
     _dynamic_backend,
     apply_quantization,
     linear_module_names,
     load_float_model,
     load_quantized_model,
+    quantize_model,
     resolve_method,
     weight_bytes,
 )
 from finscribe.errors import ConfigError
-from finscribe.eval.field_accuracy import field_accuracy
-from finscribe.fileio import write_json_atomic, write_text_atomic
+from finscribe.eval.field_accuracy import field_accuracy_details
+from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import predict
+from finscribe.prompting import load_image
 
 
 def _full_size_model(processor: Any) -> Any:
@@ -62,41 +70,48 @@ def _full_size_model(processor: Any) -> Any:
     return model.eval()
 
 
-def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """Runs in a fresh process: load one variant, time it, score it."""
-
-
-    torch.set_num_threads(cfg["threads"]) if cfg["threads"] else None
-    start = time.perf_counter()
+def _load_variant(variant: str, cfg: dict[str, Any]) -> tuple[Any, Any, dict[str, int]]:
+    """(model, processor, weight bytes) of one variant: "float", "int8" (fbgemm) or "int8_torchao"."""
+    generation = cfg["generation"]
     if cfg["full_size_random"]:
-
-        processor = AutoProcessor.from_pretrained(cfg["model"])
+        processor = AutoProcessor.from_pretrained(generation["model"])
         model = _full_size_model(processor)
         cfg["architecture"] = describe(model)  # parameter count and tied/untied head, before quantizing
-    elif variant == "int8" and cfg["quantized_path"]:
-        model, processor = load_quantized_model(cfg["quantized_path"], device="cpu")
-    else:
-        model, processor = load_float_model(cfg["model"], device="cpu")
-    modules = linear_module_names(model, include_lm_head=cfg.get("include_lm_head", False))
-    if variant == "int8" and (cfg["full_size_random"] or not cfg["quantized_path"]):
-        method = resolve_method(cfg["method"], "cpu")
-        apply_quantization(model, method, modules, _dynamic_backend() if method == "int8_dynamic" else "torchao")
-    if variant == "float" or cfg["full_size_random"] or not cfg["quantized_path"]:
-        sizes = weight_bytes(model, modules)
-    else:
-        sizes = json.loads((Path(cfg["quantized_path"]) / "quantization.json").read_text())["weight_bytes_quantized"]
+        modules = linear_module_names(model)
+        if variant != "float":  # no folder for 0.9B random weights: quantize in memory, same kernels
+            backend = "torch.ao" if variant == "int8" and _dynamic_backend() == "torch.ao" else "torchao"
+            apply_quantization(model, resolve_method(cfg["method"], "cpu"), modules, backend)
+        return model, processor, weight_bytes(model, modules)
+    if variant == "float":
+        model, processor = load_float_model(generation["model"], device="cpu")
+        return model, processor, weight_bytes(model, linear_module_names(model))
+    folder = Path(cfg["quantized_path"])
+    model, processor = load_quantized_model(folder, device="cpu", cpu_kernels="torchao" if variant == "int8_torchao" else "fbgemm")
+    return model, processor, json.loads((folder / META_FILE).read_text(encoding="utf-8"))["weight_bytes_quantized"]
+
+
+def _measure(variant: str, cfg: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs in a fresh process: load one variant, time it, score it."""
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    start = time.perf_counter()
+    model, processor, sizes = _load_variant(variant, cfg)
     load_seconds = time.perf_counter() - start
 
-    images = [Image.open(crop).convert("RGB") for crop, _, _ in items]
+    images = [load_image(item["image"]) for item in items]
     n = cfg["fixed_new_tokens"]
-    predict(model, processor, images[:1], items[0][1], max_new_tokens=n, min_new_tokens=n, batch_size=1)  # warm-up
+    # Fixed length: EOS ignored (min_new_tokens) and the repetition guard off, or a looping tiny model
+    # would be stopped early and the variants would not generate the same number of tokens.
+    fixed = {"max_new_tokens": n, "min_new_tokens": n, "batch_size": 1, "repetition_window": 0}
+    predict(model, processor, images[:1], items[0]["region"], **fixed)  # warm-up
     latencies = []
     for _ in range(cfg["repeats"]):
-        for image, (_, region, _) in zip(images, items):
+        for image, item in zip(images, items):
             t = time.perf_counter()
-            out = predict(model, processor, [image], region, max_new_tokens=n, min_new_tokens=n, batch_size=1)
+            out = predict(model, processor, [image], item["region"], **fixed)
             latencies.append(time.perf_counter() - t)
-            assert out[0].new_tokens == n, f"expected {n} new tokens, got {out[0].new_tokens}"
+            if out[0].new_tokens != n:
+                raise QuantizationError(f"{variant}: expected {n} new tokens, got {out[0].new_tokens}")
     latencies.sort()
     result = {"variant": variant, "weight_bytes": sizes, "load_seconds": load_seconds,
               "latency_p50_s": statistics.median(latencies),
@@ -104,11 +119,12 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
               "latency_samples": len(latencies), "outputs": None, "field_accuracy": None,
               "architecture": cfg.get("architecture")}
     if not cfg["full_size_random"]:
+        generation = cfg["generation"]
         scores, outputs = [], []
-        for image, (_, region, annotation) in zip(images, items):
-            pred = predict(model, processor, [image], region, max_new_tokens=cfg["max_new_tokens"], batch_size=1)[0]
-            fields = read_region_annotation(Path(annotation))[1]
-            scores.append(field_accuracy(pred.parsed, fields, region=region))
+        for image, item in zip(images, items):
+            pred = predict(model, processor, [image], item["region"], max_new_tokens=generation["max_new_tokens"],
+                           batch_size=1, repetition_window=generation["repetition_window"])[0]
+            scores.append(field_accuracy_details(pred.parsed, json.loads(item["target"]), region=_field_region(item)))
             outputs.append(pred.raw_text)
         result["field_accuracy"] = sum(s.correct for s in scores) / max(1, sum(s.total for s in scores))
         result["outputs"] = outputs
@@ -116,83 +132,89 @@ def _measure(variant: str, cfg: dict[str, Any], items: list[tuple[str, str, str]
     return result
 
 
-def _items(data: Path | None, limit: int, full_size: bool) -> list[tuple[str, str, str]]:
-    if data is None:
-        raise ConfigError("--data is required (a folder with crops/ and annotations/)")
-    annotations = sorted((data / "annotations").glob("*.json"))[:limit]
-    if not annotations:
-        raise ConfigError(f"{data}/annotations holds no .json files; pass a folder written by `finscribe generate`")
-    items = []
-    for annotation in annotations:
-        crop = data / "crops" / f"{annotation.stem}.png"
-        if not crop.is_file():
-            raise ConfigError(f"{annotation} has no crop {crop}; re-export the crop or remove the annotation")
-        region, _ = read_region_annotation(annotation)
-        items.append((str(crop), region, str(annotation)))
-    return items
+def _field_region(item: dict[str, Any]) -> str | None:
+    return None if item["region"] == PAGE else item["region"]
+
+
+def load_benchmark_records(selection: RecordSelection) -> list[dict[str, Any]]:
+    """The records to time and score: `load_selection` for a manifest or JSONL; a folder with
+    crops/ + annotations/ (the export layout) is read with build_dataset. Default limit 8."""
+    data = Path(selection.data)
+    if data.is_dir():
+        if not (data / "annotations").is_dir():
+            raise ConfigError(f"--data {data}: a folder must hold crops/ and annotations/ (or pass a manifest / JSONL)")
+        records = [dict(r) for r in build_dataset(data / "crops", data / "annotations", split="test")]
+        chosen = select_records(records, "all", selection.regions, str(data), skip_ocr=True)
+    else:
+        chosen = load_selection(dataclasses.replace(selection, limit=None), skip_ocr=True)
+    return chosen[: selection.limit or DEFAULT_LIMIT]
+
+
+def _ratio_words(ratio: float, better: str, worse: str) -> str:
+    """2.00 → "2.00× faster"; 0.50 → "2.00× slower": never a ratio below 1 with the better word."""
+    return f"{ratio:.2f}× {better}" if ratio >= 1 else f"{1 / ratio:.2f}× {worse}"
 
 
 def benchmark_quantization(cfg: QuantBenchmarkConfig) -> dict[str, Any]:
     """Run float and INT8 in fresh processes; write quantization.json/.md into cfg.output."""
-    items = _items(cfg.data, cfg.limit, cfg.full_size_random)
+    output = ensure_output_dir(cfg.output)
+    items = load_benchmark_records(cfg.records)
+    if not cfg.full_size_random and cfg.quantized_path is None:
+        cfg.quantized_path = str(quantize_model(cfg.generation.model, output / "int8_model", cfg.method, device="cpu"))
     raw = config_to_dict(cfg)
+    variants = ["float", *({"fbgemm": ["int8"], "torchao": ["int8_torchao"], "both": ["int8", "int8_torchao"]}[cfg.cpu_kernels])]
     context = multiprocessing.get_context("spawn")
     results = {}
-    for variant in ("float", "int8"):
+    for variant in variants:
         with context.Pool(1) as pool:
             results[variant] = pool.apply(_measure, (variant, raw, items))
-    f, q = results["float"], results["int8"]
-    summary = {
-        "config": raw, "crops": len(items), "float": f, "int8": q,
-        "quantized_layers_ratio": f["weight_bytes"]["quantized_layers"] / q["weight_bytes"]["quantized_layers"],
-        "total_weights_ratio": f["weight_bytes"]["total"] / q["weight_bytes"]["total"],
-        "latency_p50_speedup": f["latency_p50_s"] / q["latency_p50_s"],
-        "peak_rss_ratio": f["peak_rss_bytes"] / q["peak_rss_bytes"],
-    }
-    if f["field_accuracy"] is not None:
-        summary["field_accuracy_drop_points"] = 100 * (f["field_accuracy"] - q["field_accuracy"])
-        summary["same_outputs"] = sum(a == b for a, b in zip(f["outputs"], q["outputs"]))
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg.output / "quantization.json", summary)
-    write_text_atomic(cfg.output / "quantization.md", markdown_table(summary))
-    save_config(cfg, cfg.output, name="benchmark_config.json")
+    f = results["float"]
+    summary: dict[str, Any] = {"config": raw, "records": len(items), **results, "variants": variants}
+    for variant in variants[1:]:
+        q = results[variant]
+        summary[f"{variant}_vs_float"] = compared = {
+            "quantized_layers_ratio": f["weight_bytes"]["quantized_layers"] / q["weight_bytes"]["quantized_layers"],
+            "total_weights_ratio": f["weight_bytes"]["total"] / q["weight_bytes"]["total"],
+            "latency_p50_speedup": f["latency_p50_s"] / q["latency_p50_s"],
+            "peak_rss_ratio": f["peak_rss_bytes"] / q["peak_rss_bytes"],
+        }
+        if f["field_accuracy"] is not None:
+            compared["field_accuracy_drop_points"] = 100 * (f["field_accuracy"] - q["field_accuracy"])
+            compared["same_outputs"] = sum(a == b for a, b in zip(f["outputs"], q["outputs"]))
+    write_json_atomic(output / "quantization.json", summary)
+    write_text_atomic(output / "quantization.md", markdown_table(summary))
+    save_config(cfg, output, name="benchmark_config.json")
     return summary
 
 
 def markdown_table(s: dict[str, Any]) -> str:
-    f, q = s["float"], s["int8"]
+    """One column per variant, one row per metric; the change columns say "faster"/"slower"."""
+    variants = s["variants"]
     mb = lambda b: f"{b / 1e6:,.2f} MB"  # noqa: E731
     acc = lambda r: "–" if r["field_accuracy"] is None else f"{100 * r['field_accuracy']:.1f} %"  # noqa: E731
-    rows = [
-        ("weights, quantized layers", mb(f["weight_bytes"]["quantized_layers"]), mb(q["weight_bytes"]["quantized_layers"]),
-         f"{s['quantized_layers_ratio']:.2f}x smaller"),
-        ("weights, total", mb(f["weight_bytes"]["total"]), mb(q["weight_bytes"]["total"]), f"{s['total_weights_ratio']:.2f}x smaller"),
-        ("peak RSS (process)", mb(f["peak_rss_bytes"]), mb(q["peak_rss_bytes"]), f"{s['peak_rss_ratio']:.2f}x"),
-        (f"latency p50 / crop ({s['config']['fixed_new_tokens']} tokens)", f"{1000 * f['latency_p50_s']:.0f} ms",
-         f"{1000 * q['latency_p50_s']:.0f} ms", f"{s['latency_p50_speedup']:.2f}x faster"),
-        ("latency p95 / crop", f"{1000 * f['latency_p95_s']:.0f} ms", f"{1000 * q['latency_p95_s']:.0f} ms", ""),
-        ("field accuracy", acc(f), acc(q),
-         "" if "field_accuracy_drop_points" not in s else f"{s['field_accuracy_drop_points']:+.1f} points drop"),
-    ]
-    lines = ["| metric | float32 | INT8 | change |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    names = {"float": "float32", "int8": "INT8 (fbgemm)", "int8_torchao": "INT8 (torchao kernels)"}
+    rows = {
+        "weights, quantized layers": [mb(s[v]["weight_bytes"]["quantized_layers"]) for v in variants],
+        "weights, total": [mb(s[v]["weight_bytes"]["total"]) for v in variants],
+        "peak RSS (process)": [mb(s[v]["peak_rss_bytes"]) for v in variants],
+        f"latency p50 / record ({s['config']['fixed_new_tokens']} tokens)": [f"{1000 * s[v]['latency_p50_s']:.0f} ms" for v in variants],
+        "latency p95 / record": [f"{1000 * s[v]['latency_p95_s']:.0f} ms" for v in variants],
+        "field accuracy": [acc(s[v]) for v in variants],
+    }
+    changes = {v: s[f"{v}_vs_float"] for v in variants[1:]}
+    change_rows = {
+        "weights, quantized layers": lambda c: _ratio_words(c["quantized_layers_ratio"], "smaller", "larger"),
+        "weights, total": lambda c: _ratio_words(c["total_weights_ratio"], "smaller", "larger"),
+        "peak RSS (process)": lambda c: _ratio_words(c["peak_rss_ratio"], "smaller", "larger"),
+        f"latency p50 / record ({s['config']['fixed_new_tokens']} tokens)": lambda c: _ratio_words(c["latency_p50_speedup"], "faster", "slower"),
+        "field accuracy": lambda c: "" if "field_accuracy_drop_points" not in c else f"{c['field_accuracy_drop_points']:+.1f} points drop",
+    }
+    header = ["metric", *(names[v] for v in variants), *(f"change, {names[v]}" for v in variants[1:])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric, values in rows.items():
+        change = [change_rows[metric](changes[v]) if metric in change_rows else "" for v in variants[1:]]
+        lines.append("| " + " | ".join([metric, *values, *change]) + " |")
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class QuantBenchmarkConfig:
-    model: str = arg(help="float model folder (with --full-size-random: the folder whose processor is used)")
-    output: Path = arg(help="folder for quantization.json + quantization.md")
-    data: Path | None = arg(None, "folder with crops/*.png + annotations/*.json")
-    quantized_path: str | None = arg(None, "an existing `finscribe quantize` folder (default: quantize in memory)")
-    method: str = arg("auto", "quantization method when quantizing in memory")
-    limit: int = arg(8, "most crops to use")
-    repeats: int = arg(3, "latency passes over the crops")
-    fixed_new_tokens: int = arg(32, "tokens generated per crop for latency (EOS ignored)")
-    max_new_tokens: int = arg(160, "generation limit for the accuracy pass")
-    full_size_random: bool = arg(False, "benchmark the real v1 config.json (0.9B, untied head) with random weights instead")
-    threads: int = arg(0, "torch threads (0 = torch default)")
-    include_lm_head: bool = arg(False, "also quantize the LM head when quantizing in memory")
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe benchmark-quant") -> int:

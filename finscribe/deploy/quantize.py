@@ -2,50 +2,79 @@
 
     finscribe quantize --model runs/finetuned --output models/finscribe-int8 [--method auto]
 
-Methods (`auto` picks by device):
-- `int8_dynamic` (CPU): int8 weights per output channel, activations quantized per batch at run
-  time, fbgemm kernels (`torch.ao.quantization.quantize_dynamic`). Measured on this 2-core CPU
-  with torch 2.13 (benchmarks/RESULTS.md): ~3x faster than float32 on decoder-sized linears at
-  1 and 64 rows, while torchao's `Int8DynamicActivationInt8WeightConfig` was *slower* than
-  float32 at 1 row (the decoding case) without torch.compile. torch.ao.quantization is deprecated
-  upstream; where it is gone, torchao's config is used instead (recorded in quantization.json).
-- `int8_weight_only` (CUDA): torchao `Int8WeightOnlyConfig`; memory-bound decoding on a GPU
-  gains from halving weight bytes, activations stay bf16. Not measured here (no GPU).
+    from finscribe.deploy.quantize import quantize_model, load_quantized_model
+    quantize_model(model_path=Path("./finetuned_finscribe_vl"), output_path=Path("./finetuned_finscribe_vl_int8"))
+    model, processor = load_quantized_model(Path("./finetuned_finscribe_vl_int8"))
 
-The artefact is a folder: `config.json` + `generation_config.json` + the processor files (chat
-template included), `quantized_state.pt` (the quantized state_dict, int8 weights + scales) and
-`quantization.json` (method, backend, which modules). `load_quantized_model` rebuilds the float
-skeleton from the config, re-applies the same module swap, and loads the state_dict, so the
-file size on disk is the honest weight size. The LM head stays float by default (it is tied to
-the embeddings in these checkpoints; quantizing it would store a second, untied copy).
+The artefact is an ordinary transformers checkpoint, quantized through transformers' own torchao
+integration (`TorchAoConfig`): `config.json` with its `quantization_config`, `model.safetensors`
+(int8 weights + scales, no pickle), `generation_config.json`, the processor files (chat template
+included), `quantization.json` (what FinScribe measured: method, modules, weight bytes) and a
+README.md model card. It loads anywhere transformers + torchao are installed:
+
+    PaddleOCRVLForConditionalGeneration.from_pretrained("./finetuned_finscribe_vl_int8")
+    AutoModelForImageTextToText.from_pretrained("./finetuned_finscribe_vl_int8")
+    AutoModelForCausalLM.from_pretrained("./finetuned_finscribe_vl_int8", trust_remote_code=True)  # the seed's line
+
+transformers maps PaddleOCR-VL to `AutoModelForImageTextToText`, not `AutoModelForCausalLM`. The
+folder's config.json therefore carries an `auto_map` entry for `AutoModelForCausalLM` pointing at
+`finscribe_auto.py`, a file that only names the native class (an empty subclass): this is the hub's
+documented way for a checkpoint to declare its class for an Auto class (it is what
+`trust_remote_code=True` in the seed's line asks for), it ships no model code, and it needs
+nothing from FinScribe at load time. (`AutoModelForCausalLM.register(...)` would also work, but
+only inside a process that imported FinScribe first.)
+
+Methods (`auto` picks by device):
+- `int8_dynamic` (CPU): torchao `Int8DynamicActivationInt8WeightConfig`: int8 weights per output
+  channel, activations quantized per row at run time.
+- `int8_weight_only` (CUDA): torchao `Int8WeightOnlyConfig`; memory-bound decoding on a GPU gains
+  from halving weight bytes, activations stay bf16. Not measured here (no GPU).
+The LM head stays float (it is tied to the embeddings; quantizing it would store an untied copy).
+
+CPU kernels: without torch.compile, torchao's int8 matmul was *slower* than float32 at 1 row (the
+decoding case) on this 2-core CPU, while `torch.ao` dynamic quantization (fbgemm) was ~3x faster
+(benchmarks/RESULTS.md). `load_quantized_model(..., cpu_kernels="fbgemm")` (the default on CPU)
+therefore moves the very same int8 weights and scales, bit for bit, into fbgemm dynamic Linear
+modules after loading; `cpu_kernels="torchao"` keeps the torchao tensors as `from_pretrained`
+gives them. torch.ao.quantization is deprecated upstream; where it is gone, torchao kernels are used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from transformers import (
-    GenerationConfig,
-    PaddleOCRVLConfig,
-    PaddleOCRVLForConditionalGeneration,
-)
-from transformers.initialization import no_init_weights
+from transformers import PaddleOCRVLForConditionalGeneration, TorchAoConfig
 
 from finscribe.checkpoint import load_processor
-from finscribe.config import arg, parse_config, save_config
+from finscribe.config import parse_config, save_config
+from finscribe.deploy.quantize_config import QuantizeConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.errors import FinScribeError
-from finscribe.fileio import atomic_directory, write_json_atomic
-from finscribe.model import load_model
+from finscribe.fileio import atomic_directory, ensure_output_dir, write_json_atomic, write_text_atomic
+from finscribe.model import check_model_folder, load_model, looks_like_local_path
+from finscribe.model_card import write_model_card
 
 METHODS = ("auto", "int8_dynamic", "int8_weight_only")
-STATE_FILE = "quantized_state.pt"
 META_FILE = "quantization.json"
+CPU_KERNELS = ("fbgemm", "torchao")
+# The re-export that lets `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` load
+# the native class (see the module docstring): config.json's auto_map names it.
+AUTO_MODULE = "finscribe_auto"
+AUTO_CLASS = "PaddleOCRVLForCausalLM"
+AUTO_MODULE_SOURCE = (
+    '"""Lets AutoModelForCausalLM load this PaddleOCR-VL checkpoint (written by `finscribe quantize`)."""\n\n'
+    "from transformers import PaddleOCRVLForConditionalGeneration\n\n\n"
+    f"class {AUTO_CLASS}(PaddleOCRVLForConditionalGeneration):\n"
+    '    """transformers\' own class, unchanged. A subclass, not the class itself: loading through an auto_map\n'
+    '    marks the loaded class as remote code for the rest of the process, which must not happen to the\n'
+    '    library class (transformers would then skip its key mapping for every other PaddleOCR-VL checkpoint)."""\n'
+)
 
 
 class QuantizationError(FinScribeError, ValueError):
@@ -150,90 +179,135 @@ def load_float_model(model_path: str | Path, device: str = "cpu") -> tuple[Any, 
     return model.eval(), processor
 
 
+def _torchao_config(method: str) -> TorchAoConfig:
+    try:  # torchao is the optional [quant] extra
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+    except ImportError:
+        raise QuantizationError("INT8 quantization needs torchao: pip install 'finscribe[quant]'") from None
+    quant_type = Int8WeightOnlyConfig() if method == "int8_weight_only" else Int8DynamicActivationInt8WeightConfig()
+    # lm_head is tied to the embeddings: keep it float (and tied) rather than store an int8 copy.
+    return TorchAoConfig(quant_type, modules_to_not_convert=["lm_head"])
+
+
 def quantize_model(model_path: str | Path, output_path: str | Path, method: str = "auto", *,
-                   include_lm_head: bool = False, device: str | None = None) -> Path:
-    """Quantize the model at `model_path` into the folder `output_path`; returns `output_path`."""
+                   device: str | None = None) -> Path:
+    """Quantize the model at `model_path` (a full fine-tune, a LoRA adapter folder, a merged model or
+    a hub id) into the transformers checkpoint folder `output_path`; returns `output_path`.
+
+    An adapter is merged into its base first. The float model is written once to a temporary
+    folder and re-loaded with `from_pretrained(..., quantization_config=TorchAoConfig(...))`, so
+    the artefact is exactly what transformers' own torchao integration produces."""
+    ensure_output_dir(Path(output_path).parent)  # before loading and quantizing the model
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     method = resolve_method(method, device)
-    model, processor = load_float_model(model_path, device=device)
-    if method == "int8_weight_only" and device == "cuda":
-        model = model.to(torch.bfloat16)
-    modules = linear_module_names(model, include_lm_head)
-    backend = _dynamic_backend() if method == "int8_dynamic" else "torchao"
+    quantization_config = _torchao_config(method)
+    dtype = torch.bfloat16 if method == "int8_weight_only" and str(device).startswith("cuda") else torch.float32
+    model, processor = load_float_model(model_path, device="cpu")
+    modules = linear_module_names(model)
     float_sizes = weight_bytes(model, modules)
-    apply_quantization(model, method, modules, backend)
-    sizes = weight_bytes(model, modules)
     output_path = Path(output_path)
+    with tempfile.TemporaryDirectory(prefix="finscribe-quantize-") as float_dir:
+        model.save_pretrained(float_dir)
+        del model
+        quantized = PaddleOCRVLForConditionalGeneration.from_pretrained(
+            float_dir, quantization_config=quantization_config, dtype=dtype, device_map=str(device))
+    sizes = weight_bytes(quantized, modules)
     with atomic_directory(output_path) as tmp:
-        model.config.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)
+        # save_original_format=False: the checkpoint keeps transformers' in-memory key names. The
+        # default reverts PaddleOCR-VL's keys to the original layout, which transformers 5.24 then
+        # fails to map back for torchao tensors (the decoder would load as missing).
+        quantized.save_pretrained(tmp, save_original_format=False)
         processor.save_pretrained(tmp)
-        with _quiet_torch_ao():
-            torch.save(model.state_dict(), tmp / STATE_FILE)
+        config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+        config["auto_map"] = {"AutoModelForCausalLM": f"{AUTO_MODULE}.{AUTO_CLASS}"}
+        write_json_atomic(tmp / "config.json", config)
+        write_text_atomic(tmp / f"{AUTO_MODULE}.py", AUTO_MODULE_SOURCE)
+        weights = sum(p.stat().st_size for p in tmp.glob("*.safetensors"))
         write_json_atomic(tmp / META_FILE, {
-            "version": 1, "method": method, "backend": backend, "modules": modules,
-            "include_lm_head": include_lm_head, "source_model": str(model_path),
-            "dtype": str(next(p.dtype for p in model.parameters())).removeprefix("torch."),
+            "version": 2, "method": method, "backend": "torchao", "format": "transformers TorchAoConfig + safetensors",
+            "modules": modules, "source_model": str(model_path), "dtype": str(dtype).removeprefix("torch."),
             "torch_version": torch.__version__,
-            "weight_bytes_float": float_sizes, "weight_bytes_quantized": sizes,
-            "state_file_bytes": (tmp / STATE_FILE).stat().st_size,
+            "weight_bytes_float": float_sizes, "weight_bytes_quantized": sizes, "safetensors_bytes": weights,
         })
+        for name in ("train_config.json", "training_data.json", "metrics.jsonl"):  # provenance for the card
+            if (Path(model_path) / name).is_file():
+                shutil.copy2(Path(model_path) / name, tmp / name)
+        write_model_card(tmp)
     return output_path
 
 
 def is_quantized_folder(path: str | Path) -> bool:
-    return (Path(path) / META_FILE).is_file()
+    """True for a folder holding a quantized transformers checkpoint (config.json with quantization_config)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return "quantization_config" in json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
 
 
-def load_quantized_model(path: str | Path, device: str | None = None) -> tuple[Any, Any]:
-    """Load a folder written by `quantize_model` → (model, processor), ready for `inference.predict`."""
+def _to_fbgemm(model: torch.nn.Module) -> int:
+    """Move every torchao `Int8Tensor` Linear of `model` into a torch.ao dynamic quantized Linear
+    (fbgemm) with the same int8 weights and per-channel scales; returns how many were moved."""
+    from torchao.quantization import Int8Tensor
 
+    moved = 0
+    for name, module in list(model.named_modules()):
+        if type(module) is not torch.nn.Linear or not isinstance(module.weight, Int8Tensor):
+            continue
+        w = module.weight
+        scale, zero = w.scale.reshape(-1), w.zero_point.reshape(-1)
+        if scale.numel() != w.qdata.shape[0]:  # not per output channel: keep torchao's kernel
+            continue
+        with _quiet_torch_ao():
+            qweight = torch._make_per_channel_quantized_tensor(
+                w.qdata.contiguous(), scale.to(torch.double), zero.to(torch.long), 0)
+            fast = torch.ao.nn.quantized.dynamic.Linear(module.in_features, module.out_features,
+                                                        bias_=module.bias is not None, dtype=torch.qint8)
+            fast.set_weight_bias(qweight, None if module.bias is None else module.bias.detach().float())
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, fast)
+        moved += 1
+    return moved
+
+
+def load_quantized_model(path: str | Path, device: str | None = None, *, cpu_kernels: str = "fbgemm") -> tuple[Any, Any]:
+    """Load a folder written by `quantize_model` → (model, processor), ready for `inference.predict`.
+
+    It is loaded with plain `PaddleOCRVLForConditionalGeneration.from_pretrained`; on CPU with
+    `cpu_kernels="fbgemm"` (default) the int8 Linears then run on fbgemm (see the module docstring)."""
     path = Path(path)
+    if cpu_kernels not in CPU_KERNELS:
+        raise QuantizationError(f"unknown cpu_kernels {cpu_kernels!r}; expected one of {', '.join(CPU_KERNELS)}")
+    if looks_like_local_path(str(path)):
+        check_model_folder(path.expanduser())
     if not is_quantized_folder(path):
-        raise QuantizationError(f"{path} holds no {META_FILE}: not a folder written by `finscribe quantize`")
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-    method, backend, modules = meta["method"], meta["backend"], meta["modules"]
-    device = device or ("cuda" if method == "int8_weight_only" and torch.cuda.is_available() else "cpu")
-    if method == "int8_dynamic" and backend == "torch.ao" and _dynamic_backend() != "torch.ao":
-        raise QuantizationError(f"{path} was quantized with torch.ao, which this torch {torch.__version__} lacks; "
-                                "re-run `finscribe quantize` from the float model")
-    config = PaddleOCRVLConfig.from_pretrained(path)
-    with no_init_weights():  # every weight is overwritten by the state_dict below
-        model = PaddleOCRVLForConditionalGeneration(config)
-    model.generation_config = GenerationConfig.from_pretrained(path)
-    model.eval()
-    with _quiet_torch_ao():
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=(backend == "torch.ao"))
-    if backend == "torch.ao":
-        apply_quantization(model, method, modules, backend)
-        model.load_state_dict(state, strict=True)
-    else:  # torchao tensor subclasses replace the float parameters as they are
-        model.load_state_dict(state, strict=True, assign=True)
-    model.tie_weights()
+        raise QuantizationError(f"{path}/config.json has no quantization_config: not a folder written by "
+                                "`finscribe quantize` (load a float model with finscribe.model.load_model)")
+    try:
+        _torchao_config("int8_dynamic")  # the same clear message when torchao is missing
+        model = PaddleOCRVLForConditionalGeneration.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise QuantizationError(f"{path}: could not load the quantized checkpoint ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    device = device or ("cuda" if torch.cuda.is_available() and next(model.parameters()).dtype == torch.bfloat16 else "cpu")
+    model = model.to(device).eval()
+    if str(device) == "cpu" and cpu_kernels == "fbgemm" and _dynamic_backend() == "torch.ao":
+        _to_fbgemm(model)
     processor = load_processor(str(path))  # the PIL image backend pinned, as for the float model
-    return model.to(device), processor
-
-
-@dataclass
-class QuantizeConfig:
-    model: str = arg(help="float model folder (or LoRA adapter folder, merged first) to quantize")
-    output: Path = arg(help="folder to write the quantized model into")
-    method: Literal["auto", "int8_dynamic", "int8_weight_only"] = arg(
-        "auto", "auto = int8_dynamic on CPU, int8_weight_only (torchao) on CUDA")
-    include_lm_head: bool = arg(False, "also quantize the LM head (default keeps it float, tied to the embeddings)")
-    device: str | None = arg(None, "cpu or cuda (default: cuda when available)")
+    return model, processor
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe quantize") -> int:
     """`finscribe quantize --model M --output OUT [--method auto]`."""
     config = parse_config(QuantizeConfig, argv, prog, "INT8-quantize a PaddleOCR-VL model for serving.")
-    out = quantize_model(config.model, config.output, config.method,
-                         include_lm_head=config.include_lm_head, device=config.device)
+    out = quantize_model(config.model, config.output, config.method, device=config.device)
     save_config(config, out, name="quantize_config.json")
     meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
     before, after = meta["weight_bytes_float"], meta["weight_bytes_quantized"]
-    print(f"wrote {meta['method']} ({meta['backend']}) model to {out}: quantized layers "
+    print(f"wrote {meta['method']} (torchao, transformers checkpoint) model to {out}: quantized layers "
           f"{before['quantized_layers'] / 1e6:.2f} MB -> {after['quantized_layers'] / 1e6:.2f} MB, "
           f"total {before['total'] / 1e6:.2f} MB -> {after['total'] / 1e6:.2f} MB "
-          f"({meta['state_file_bytes'] / 1e6:.2f} MB on disk)")
+          f"({meta['safetensors_bytes'] / 1e6:.2f} MB of safetensors)")
     return 0

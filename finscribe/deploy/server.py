@@ -20,7 +20,6 @@ import io
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from finscribe.config import arg, parse_config
+from finscribe.config import parse_config
+from finscribe.deploy.server_config import ServeConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, clamp_box
 from finscribe.deploy.uploads import UploadError, UploadLimits, decode_upload, parse_boxes
-from finscribe.limits import MAX_PIXELS
 
 STATIC_DIR = Path(__file__).parent / "static"
 EXTRACT_PATH = "/v1/extract"
@@ -210,27 +209,6 @@ def create_app(service: Any, limits: UploadLimits, *, batch_size: int | None = N
                 "timings": {"decode": decoded - start, "total": time.perf_counter() - start}}
 
     return app
-
-
-@dataclass
-class ServeConfig:
-    model: str = arg(help="model folder: fine-tuned, LoRA adapter, merged or quantized (`finscribe quantize`)")
-    host: str = arg("127.0.0.1", "interface to listen on (0.0.0.0 exposes the service to the network)")
-    port: int = arg(8000, "TCP port (0 = any free port)")
-    max_upload_mb: float = arg(20.0, "largest accepted upload in MiB")
-    max_pages: int = arg(20, "most pages per PDF/TIFF")
-    max_pixels: int = arg(MAX_PIXELS, "most pixels per page (checked from the header before decoding)")
-    pdf_dpi: int = arg(150, "resolution PDF pages are rendered at")
-    max_new_tokens: int = arg(512, "generation limit per region")
-    batch_size: int = arg(8, "most crops generated together (across queued requests)")
-    max_queue: int = arg(64, "requests waiting beyond this get 503")
-    quantized: bool | None = arg(None, "force (or refuse) loading as a quantized folder; default: detect")
-    device: str | None = arg(None, "cpu or cuda (default: cuda when available)")
-    log_level: str = arg("info", "uvicorn log level")
-
-    def limits(self) -> UploadLimits:
-        return UploadLimits(max_upload_bytes=int(self.max_upload_mb * 1024 * 1024), max_pages=self.max_pages,
-                            max_pixels=self.max_pixels, pdf_dpi=self.pdf_dpi)
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from finscribe.data.formatters import PAGE
-from finscribe.data.schema import REGIONS
+from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS
 from finscribe.deploy.quantize import (
     META_FILE,
     QuantizationError,
@@ -66,6 +66,27 @@ def split_page(page: Image.Image, boxes: dict[str, Box] | None) -> list[tuple[st
         pixel_box = clamp_box(box, page.width, page.height, region)
         crops.append((region, page.crop(pixel_box), list(pixel_box)))
     return crops
+
+
+def read_fields(document: dict[str, Any]) -> tuple[int, list[str]]:
+    """(number of schema fields with a value in `document`, the keys/paths the schema does not know).
+
+    A page prompt answered with flat JSON (`{"total": ...}` instead of `{"totals_section": {...}}`)
+    gives zero fields and lists "total" as unrecognised, so the caller can report what it got."""
+    count, unknown = 0, []
+    for region, fields in document.items():
+        if region not in REGION_FIELDS or not isinstance(fields, dict):
+            unknown.append(region)
+            continue
+        for name, value in fields.items():
+            if name == "line_items" and region == "line_items_table" and isinstance(value, list):
+                count += sum(1 for row in value if isinstance(row, dict) for k, v in row.items()
+                             if k in LINE_ITEM_FIELDS and v not in (None, ""))
+            elif name in REGION_FIELDS[region] and value not in (None, "") and not isinstance(value, (dict, list)):
+                count += 1
+            else:
+                unknown.append(f"{region}.{name}")
+    return count, unknown
 
 
 def violation_dict(violation: Any) -> dict[str, Any]:
@@ -159,9 +180,13 @@ class PaddleOCRVLService:
                     document[region] = prediction.parsed
             t = time.perf_counter()
             violations = [violation_dict(v) for v in validate_document(document)] if document else []
+            fields_read, unrecognised = read_fields(document)
             validate_seconds = time.perf_counter() - t
             results.append({
-                "document": document, "violations": violations, "valid": bool(document) and not violations,
+                # Valid only when some field of the schema was read and every check passes: a page
+                # answered with flat or unknown keys reads zero fields and is never "valid".
+                "document": document, "violations": violations, "valid": fields_read > 0 and not violations,
+                "fields_read": fields_read, "unrecognised_keys": unrecognised,
                 "regions": regions,
                 "timings": {"split": split_seconds[page_index], "extract": extract_seconds,
                             "validate": validate_seconds, "total": time.perf_counter() - start},

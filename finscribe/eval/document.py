@@ -5,6 +5,8 @@
     python compare_base_vs_finetuned.py --image crop.png --model runs/train/final \
         --output comparison.json [--base models/paddleocr-vl] [--ground-truth crop.json] [--region R]
 
+`--base` defaults to the model --model was fine-tuned from (finscribe.model_card.base_model_of).
+
 The ground truth is a region annotation `{"region": ..., "fields": {...}}` (its region is used)
 or a full label (whole-page extraction, or one of its regions with `--region`). Scores are the
 ones `finscribe evaluate` reports per record (`scoring.score_record`).
@@ -13,11 +15,10 @@ ones `finscribe evaluate` reports per record (`scoring.score_record`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finscribe.config import arg, config_to_dict, parse_config
+from finscribe.config import config_to_dict, parse_config
 from finscribe.data.formatters import PAGE, serialize_target
 from finscribe.data.schema import (
     REGIONS,
@@ -25,12 +26,14 @@ from finscribe.data.schema import (
     read_label,
     read_region_annotation,
 )
+from finscribe.eval.document_config import DocumentCompareConfig, DocumentEvalConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
 from finscribe.eval.validation import validate_document
 from finscribe.fileio import write_json_atomic
 from finscribe.inference import predict
 from finscribe.model import ModelNotAvailableError, load_model
+from finscribe.model_card import ModelProvenanceError, base_model_of
 
 
 def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -79,24 +82,6 @@ def evaluate_document(model: Any, processor: Any, image: str | Path, region: str
     return result
 
 
-@dataclass
-class DocumentEvalConfig:
-    image: Path = arg(help="the crop or page image")
-    model: str = arg(help="model folder (or LoRA adapter folder) or hub id")
-    output: Path = arg(Path("results.json"), "JSON file to write")
-    ground_truth: Path | None = arg(None, "region annotation or full label JSON to score against")
-    region: str | None = arg(None, "region of the image (default: the annotation's region, else 'page')")
-    max_new_tokens: int = arg(512, "hard cap on generated tokens")
-    constrained: bool = arg(False, "schema-constrained decoding (only the region's JSON schema can be emitted)")
-    device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
-
-
-@dataclass
-class DocumentCompareConfig(DocumentEvalConfig):
-    base: str = arg("PaddlePaddle/PaddleOCR-VL", "base model (a local folder here: the hub can't be reached)")
-    output: Path = arg(Path("comparison.json"), "JSON file to write")
-
-
 def _region_and_truth(config: DocumentEvalConfig) -> tuple[str, dict[str, Any] | None]:
     if config.region is not None and config.region not in (*REGIONS, PAGE):
         raise EvaluationError(f"unknown region {config.region!r}; expected one of {[*REGIONS, PAGE]}")
@@ -142,6 +127,12 @@ def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_fin
                           "Compare the base and the fine-tuned PaddleOCR-VL on one document image.")
     _check_image(config.image)
     region, truth = _region_and_truth(config)
+    if config.base is None:  # the model's own base, never a hub id picked blindly
+        try:
+            config.base = base_model_of(config.model)
+        except ModelProvenanceError as err:
+            raise ModelProvenanceError(f"--base not given and {err}") from None
+        print(f"--base not given: using {config.base}, the base {config.model} was trained from")
     results = {}
     for name, model_id, flag in (("base", config.base, "--base"), ("model", config.model, "--model")):
         model, processor = _load(model_id, config.device, flag)

@@ -21,19 +21,19 @@ import functools
 import gc
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from finscribe.config import arg, group, parse_config, save_config
+from finscribe.config import parse_config, save_config
 from finscribe.data.build_dataset import write_jsonl_atomic
 from finscribe.data.records import field_coverage
-from finscribe.data.selection import RecordSelection, load_selection
+from finscribe.data.selection import load_selection
 from finscribe.errors import FinScribeError
 from finscribe.eval import charts
 from finscribe.eval.bootstrap import paired_bootstrap
+from finscribe.eval.report_config import CompareConfig, EvaluateConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown
 from finscribe.eval.scoring import (
     HELD_OUT,
@@ -51,39 +51,6 @@ from finscribe.inference import GenerationArgs, predict_records
 
 class EvaluationError(FinScribeError, ValueError):
     """Bad evaluation input (missing data file, empty split, unknown region); the message says what to do."""
-
-
-@dataclass
-class EvaluateConfig:
-    generation: GenerationArgs = group("the model and how it generates")
-    records: RecordSelection = group("the records to evaluate")
-    output_dir: Path = arg(Path("runs/eval"), "folder for predictions.jsonl, report.json/.md and the charts")
-    held_out_layouts: tuple[str, ...] = arg((), "layouts held out of training (default: read from the manifest's config)")
-    resamples: int = arg(1000, "bootstrap resamples for the confidence intervals")
-    seed: int = arg(0, "bootstrap seed")
-    blank_images: bool = arg(False, "control run: every image replaced by a white one of the same size, so the "
-                                    "scores show what the model answers without seeing the document")
-
-    def __post_init__(self) -> None:
-        if self.resamples < 1:
-            raise ValueError("--resamples must be >= 1")
-
-
-@dataclass
-class CompareConfig:
-    generation: GenerationArgs = group("the fine-tuned model (--model) and how both models generate")
-    records: RecordSelection = group("the records to compare on")
-    base: str = arg(help="base model folder or hub id (PaddlePaddle/PaddleOCR-VL needs a local download here)")
-    output_dir: Path = arg(Path("runs/compare"), "folder for comparison.json/.md/.png and both predictions files")
-    held_out_layouts: tuple[str, ...] = arg((), "layouts held out of training (default: from the manifest's config)")
-    resamples: int = arg(1000, "paired bootstrap resamples")
-    seed: int = arg(0, "bootstrap seed")
-    blank_images: bool = arg(True, "also run the fine-tuned model on white images of the same sizes (the prior-only "
-                                   "control), so that a gain that needs no document is not read as learning")
-
-    def __post_init__(self) -> None:
-        if self.resamples < 1:
-            raise ValueError("--resamples must be >= 1")
 
 
 # ----------------------------------------------------------------------------- data

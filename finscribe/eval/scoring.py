@@ -35,7 +35,7 @@ from finscribe.eval.bootstrap import bootstrap_ci
 from finscribe.eval.field_accuracy import (
     FieldAccuracy,
     aggregate,
-    field_accuracy,
+    field_accuracy_details,
     field_f1,
     tree_edit_accuracy,
 )
@@ -82,8 +82,8 @@ def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
         raise ValueError(f"record {record.get('source_id')}/{region}: target is not JSON ({err})") from None
     parsed = prediction.parsed
     field_region = None if region == PAGE else region
-    fields = field_accuracy(parsed, gt, region=field_region)
-    numeric = field_accuracy(parsed, gt, region=field_region, field_types=("money", "decimal"))
+    fields = field_accuracy_details(parsed, gt, region=field_region)
+    numeric = field_accuracy_details(parsed, gt, region=field_region, field_types=("money", "decimal"))
     teds_full, teds_structure = _table_scores(region, parsed, gt)
     violations = [] if parsed is None else validate_document(parsed if region == PAGE else {region: parsed})
     return {

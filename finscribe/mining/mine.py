@@ -17,20 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finscribe.config import arg, config_to_dict, group, parse_config, save_config
-from finscribe.data.selection import RecordSelection, load_selection
+from finscribe.config import config_to_dict, parse_config, save_config
+from finscribe.data.selection import load_selection
 from finscribe.eval.charts import plt, save_figure
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import GenerationArgs, predict_records
 from finscribe.mining.error_classifier import ErrorType, find_errors
-from finscribe.mining.error_logger import DEFAULT_ERROR_DIR, load_error_log, log_error
-
-
-@dataclass
-class MineConfig:
-    generation: GenerationArgs = group("the model to mine with and how it generates")
-    records: RecordSelection = group("the labelled records to mine")
-    error_dir: Path = arg(DEFAULT_ERROR_DIR, "hard-sample folder to append the errors to")
+from finscribe.mining.error_logger import load_error_log, log_error
+from finscribe.mining.mine_config import MineConfig  # noqa: F401  (the stage's config, torch-free)
 
 
 @dataclass(frozen=True)

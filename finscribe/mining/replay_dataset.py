@@ -25,6 +25,7 @@ import numpy as np
 
 from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
 from finscribe.data.mixing import balanced_pick
+from finscribe.data.record_dataset import RecordDataset
 from finscribe.data.records import RECORD_KEYS, record_problems
 from finscribe.mining.error_classifier import ErrorType
 from finscribe.mining.error_logger import ErrorLogError, read_error_log
@@ -77,13 +78,14 @@ def build_hard_sample_dataset(
     error_dir: str | Path,
     region_type: str | None = "totals_section",
     error_types: Iterable[str] | None = None,
-) -> datasets.Dataset:
-    """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns."""
+) -> RecordDataset:
+    """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns; `+`
+    mixes it in as the seed writes it: `normal_dataset + hard_samples[:len(normal_dataset) // 4]`."""
     records = hard_sample_records(error_dir, region_type, error_types)
     if not records:
-        return datasets.Dataset.from_dict({name: [] for name in RECORD_KEYS},
+        return RecordDataset.from_dict({name: [] for name in RECORD_KEYS},
                                           features=datasets.Features({n: datasets.Value("string") for n in RECORD_KEYS}))
-    return datasets.Dataset.from_list(records)
+    return RecordDataset.from_list(records)
 
 
 def ocr_text(region: str, fields: dict[str, Any]) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
+import finscribe.synthetic.locale_format as lf
 from finscribe.data.schema import Invoice
-from finscribe.synthetic import locale_format as lf
 from finscribe.synthetic.fonts import FontFamily, load_font, text_bbox, text_mask
 
 Box = tuple[int, int, int, int]

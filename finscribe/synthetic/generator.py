@@ -24,8 +24,8 @@ from functools import cache
 
 from faker import Faker
 
+import finscribe.synthetic.locales as L
 from finscribe.data.schema import Invoice, LineItem, Party, get_currency, round_money
-from finscribe.synthetic import locales as L
 from finscribe.synthetic.renderer import LAYOUTS
 
 SUPPORTED_LOCALES: tuple[str, ...] = tuple(L.DEFAULT_CURRENCY)

@@ -25,9 +25,9 @@ from fpdf import FPDF
 from fpdf.enums import TextMode
 from PIL import Image
 
+import finscribe.synthetic.locale_format as lf
 from finscribe.data.schema import REGIONS, Invoice, get_currency
 from finscribe.fileio import atomic_file
-from finscribe.synthetic import locale_format as lf
 from finscribe.synthetic.blocks import footer, footer_top
 from finscribe.synthetic.canvas import Box, Canvas, Page, TextSpan
 from finscribe.synthetic.fonts import (
@@ -63,6 +63,10 @@ class RenderedPage:
     font_family: str
     dpi: int
     invoice_date: dt.date | None = None  # the PDF's creation date (render_pdf), for byte-identical PDFs
+
+    def save(self, fp: str | os.PathLike, format: str | None = None, **params) -> None:
+        """Save the page image (`PIL.Image.save`): `render_invoice(data).save("invoice.png")`."""
+        self.image.save(fp, format, **params)
 
 
 def _invoice_text(inv: Invoice) -> str:

@@ -61,7 +61,7 @@ class GenerationEvalCallback(TrainerCallback):
         scores, valid = [], 0
         for record, prediction in zip(self.records, predictions):
             gt = json.loads(record["target"])
-            scores.append(field_accuracy(prediction.parsed, gt, region=record["region"]).accuracy)
+            scores.append(field_accuracy(prediction.parsed, gt, region=record["region"]))
             valid += prediction.parsed is not None
         extra = {"eval_field_accuracy": sum(scores) / len(scores), "eval_json_valid": valid / len(scores)}
         if metrics is not None:

@@ -9,16 +9,18 @@ The presets are regular expressions over full module paths because the vision to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model
 
-from finscribe.config import arg, parse_config, save_config
+from finscribe.config import parse_config, save_config
 from finscribe.errors import ConfigError
 from finscribe.model import load_model, save_model_atomically
+from finscribe.model_card import write_model_card
+from finscribe.training.export_config import ExportConfig  # noqa: F401  (the stage's config, torch-free)
 
 _DECODER = r"model\.language_model\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
 _PROJECTOR = r"model\.projector\.(linear_1|linear_2)"
@@ -57,20 +59,12 @@ def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: tor
     return save_model_atomically(merged.to(dtype), processor, Path(output_dir))
 
 
-@dataclass
-class ExportConfig:
-    model: Path = arg(help="a LoRA adapter folder (finscribe train --use-lora) or a full model folder")
-    output: Path = arg(help="folder to write the exported model into")
-    merge: bool = arg(True, "merge the LoRA adapter into its base weights (needed to export an adapter)")
-    dtype: Literal["float32", "bfloat16", "float16"] = arg("float32", "dtype of the saved weights")
-
-
 def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
     """`finscribe export --model ADAPTER_DIR --output OUT --merge`: a standalone merged checkpoint."""
     config = parse_config(ExportConfig, argv, prog, "Export a trained model: merge a LoRA adapter into its "
                           "base model and save model + processor + chat template.")
     dtype = getattr(torch, config.dtype)
-    is_adapter = (config.model / "adapter_config.json").is_file()
+    is_adapter = (Path(config.model) / "adapter_config.json").is_file()
     if is_adapter:
         if not config.merge:
             raise ConfigError(f"{config.model} is a LoRA adapter; exporting it needs --merge")
@@ -79,5 +73,9 @@ def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
         model, processor = load_model(config.model, dtype=dtype, device="cpu")
         path = save_model_atomically(model, processor, config.output)
     save_config(config, path, name="export_config.json")
+    for name in ("train_config.json", "training_data.json", "metrics.jsonl"):  # provenance: base, data, recipe
+        if (Path(config.model) / name).is_file():
+            shutil.copy2(Path(config.model) / name, Path(path) / name)
+    write_model_card(path)
     print(f"exported {'merged ' if is_adapter else ''}model to {path}")
     return 0

@@ -11,9 +11,7 @@ so every stage loads it by path exactly like the real checkpoint:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -28,7 +26,7 @@ from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import (
 )
 
 from finscribe.checkpoint import load_config, load_processor, set_chat_template, with_assistant_separator
-from finscribe.config import arg, parse_config, save_config
+from finscribe.config import parse_config, save_config
 from finscribe.data.formatters import OCR_PROMPT, REGION_PROMPTS, serialize_target
 from finscribe.model import (  # noqa: F401  (load_model: the seed's public path finscribe.training.model)
     ASSISTANT_SEPARATORS,
@@ -51,6 +49,7 @@ from finscribe.model import (  # noqa: F401  (load_model: the seed's public path
     save_model_atomically,
 )
 from finscribe.synthetic.generator import generate_invoice, random_invoice_spec
+from finscribe.training.tiny_model_config import TinyModelConfig  # noqa: F401  (the stage's config, torch-free)
 
 
 def default_corpus(num_invoices: int = 200, seed: int = 0) -> list[str]:
@@ -205,24 +204,6 @@ def build_tiny_model_like(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     return save_model_atomically(model, processor, Path(output_dir))
-
-
-@dataclass
-class TinyModelConfig:
-    output: Path = arg(Path("models/tiny"), "folder to write the tiny model + processor into")
-    seed: int = arg(0, "seed for the weight init and the tokenizer corpus")
-    hidden_size: int = arg(128, "text decoder hidden size")
-    num_layers: int = arg(4, "text decoder layers")
-    vision_hidden_size: int = arg(128, "vision encoder hidden size")
-    vision_layers: int = arg(4, "vision encoder layers")
-    num_heads: int = arg(4, "attention heads (text and vision)")
-    vocab_size: int = arg(512, "byte-level BPE vocabulary size")
-    min_pixels: int = arg(28 * 28 * 4, "image processor: smallest resized area in pixels")
-    max_pixels: int = arg(28 * 28 * 256, "image processor: largest resized area in pixels")
-    assistant_separator: Literal["space", "newline"] | None = arg(
-        None, "what follows 'Assistant:' in the chat template (default: --like's own; space without --like)")
-    like: str | None = arg(None, "copy tokenizer, template, processor and config shape (not the sizes) of this model "
-                                 "folder or hub id, e.g. ../shared/paddleocr_vl/v1; the tokenizer flags are ignored")
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe init-tiny-model") -> int:

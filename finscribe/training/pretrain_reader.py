@@ -22,7 +22,6 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from finscribe.config import arg, config_to_dict, parse_config, save_config
+from finscribe.config import config_to_dict, parse_config, save_config
 from finscribe.errors import FinScribeError
 from finscribe.eval.charts import plt, save_figure
 from finscribe.fileio import atomic_directory, write_json_atomic, write_text_atomic
@@ -41,51 +40,13 @@ from finscribe.synthetic.ocr_text import OCR_PROMPT, OcrSample, page_samples
 from finscribe.synthetic.renderer import LAYOUTS
 from finscribe.training.collate import CompletionCollator
 from finscribe.training.model import build_tiny_model, default_corpus, load_model
+from finscribe.training.pretrain_reader_config import PretrainConfig  # noqa: F401  (the stage's config, torch-free)
 
 BLOCK_REGIONS = ("vendor_block", "client_info", "invoice_meta", "totals_section")
 
 
 class PretrainError(FinScribeError, ValueError):
     """A pretraining run that cannot start, resume or export; the message says what to do."""
-
-
-@dataclass
-class PretrainConfig:
-    output_dir: Path = arg(Path("pretrain/tiny_reader"), "run folder (config, checkpoint, metrics, curve); resumes if it holds a checkpoint")
-    export_dir: Path | None = arg(None, "also write the final model here as a plain model folder")
-    export_only: bool = arg(False, "only export the latest checkpoint to --export-dir (evaluating it if needed), no training")
-    max_steps: int = arg(12000, "optimizer steps")
-    seed: int = arg(1234, "seed of the pretraining invoices, the init and the batch order")
-    eval_seed: int = arg(4321, "seed of the held-out invoices (all layouts, never trained on)")
-    dpi: int = arg(150, "page resolution: 150 dpi prints 9-10 pt text ~18 px tall, about one vision patch")
-    degrade_probability: float = arg(0.3, "share of pages with scan/photo degradation")
-    held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts never trained on (the quickstart tests on them)")
-    pages_per_step: int = arg(6, "freshly rendered invoices per step")
-    line_batch: int = arg(32, "line crops per line step")
-    block_batch: int = arg(16, "block crops per block step")
-    block_share_start: float = arg(0.15, "share of block steps at step 0 (the rest are line steps)")
-    block_share_end: float = arg(0.5, "share of block steps from --block-ramp of the run on")
-    block_ramp: float = arg(0.3, "fraction of the run over which the block share grows")
-    learning_rate: float = arg(5e-4, "peak LR (reading_probe: 5e-4 reads, 2e-3 stalls)")
-    warmup_steps: int = arg(200, "linear warm-up steps")
-    decay_fraction: float = arg(0.25, "last fraction of the run with linear decay to 10% (warmup-stable-decay)")
-    hidden_size: int = arg(192, "text decoder hidden size")
-    num_layers: int = arg(3, "text decoder layers")
-    num_heads: int = arg(6, "text attention heads (head_dim 32)")
-    vision_hidden_size: int = arg(128, "vision encoder hidden size")
-    vision_layers: int = arg(3, "vision encoder layers")
-    vision_num_heads: int = arg(4, "vision attention heads")
-    rope_theta: float = arg(20.0, "text RoPE base (the reading probe learns at 20, not at 500000)")
-    vocab_size: int = arg(1024, "byte-level BPE vocabulary (digits always single tokens)")
-    tokenizer_pages: int = arg(300, "pretraining invoices whose text (+ 200 invoices' JSON labels) trains the tokenizer")
-    max_pixels: int = arg(28 * 28 * 160, "image processor's largest area; larger blocks are not drawn")
-    save_every: int = arg(250, "checkpoint every N steps")
-    eval_every: int = arg(1000, "held-out evaluation every N steps")
-    log_every: int = arg(25, "metrics.jsonl row every N steps")
-    eval_pages: int = arg(40, "held-out invoices for evaluation")
-    eval_lines: int = arg(256, "held-out lines evaluated")
-    threads: int = arg(2, "torch CPU threads")
-    loader_workers: int = arg(1, "processes rendering batches ahead of the training step")
 
 
 # ----------------------------------------------------------------------------- data

@@ -18,38 +18,39 @@ loss_curve.png and the checkpoints (checkpoint-N, resumable with --resume-from-c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import datasets
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
-from finscribe.config import arg, parse_config, save_config
+from finscribe.config import build_parser, parse_config, save_config
 from finscribe.data.build_dataset import (
     build_dataset_from_manifest,
     load_records,
 )
-from finscribe.data.mixing import check_shares, mix_datasets_by_share
+from finscribe.data.mixing import mix_datasets_by_share
 from finscribe.data.records import RECORD_KEYS, field_coverage
 from finscribe.errors import FinScribeError
 from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
+from finscribe.model_card import write_model_card
 from finscribe.training.callbacks import (
     GenerationEvalCallback,
     MetricsJsonlCallback,
     plot_loss_curve,
 )
 from finscribe.training.collate import CompletionCollator
-from finscribe.training.lora import LORA_PRESETS, apply_lora
+from finscribe.training.lora import apply_lora
 from finscribe.training.model import (
-    DEFAULT_MODEL_ID,
     load_model,
 )
+from finscribe.training.train_config import TrainConfig  # noqa: F401  (the stage's config, torch-free)
 
 logger = logging.getLogger(__name__)
 
@@ -58,85 +59,58 @@ class TrainingDataError(FinScribeError, ValueError):
     """The training data can't be found or holds no usable records; the message says what to do."""
 
 
-@dataclass
-class TrainConfig:
-    data_dir: Path | None = arg(None, "folder with training_manifest.json (finscribe generate) or a records JSONL (finscribe build-dataset)")
-    data: tuple[Path, ...] = arg((), "a manifest .json or records .jsonl file (instead of --data-dir); "
-                                     "several files are concatenated, or mixed at --mix shares")
-    mix: tuple[float, ...] = arg((), "share of each --data file in the training split, e.g. --data synth.jsonl "
-                                     "real.jsonl --mix 0.7 0.3 (smaller files are oversampled, nothing is dropped)")
-    model: str = arg(DEFAULT_MODEL_ID, "hub id, local model folder, or LoRA adapter folder to start from")
-    output_dir: Path = arg(Path("finetuned_finscribe_vl"), "where the model/adapter, checkpoints and logs go")
-    epochs: float = arg(4.0, "training epochs")
-    batch_size: int = arg(4, "per-device batch size")
-    gradient_accumulation_steps: int = arg(4, "batches per optimizer step")
-    learning_rate: float = arg(2e-5, "peak learning rate (LoRA usually wants ~1e-4..2e-4)")
-    warmup_ratio: float = arg(0.1, "share of steps with linear warmup")
-    lr_scheduler: Literal["cosine", "linear", "constant"] = arg("cosine", "learning-rate schedule after warmup")
-    optim: str = arg("adamw_torch", "optimizer (a transformers OptimizerNames value: adamw_torch, adamw_torch_fused, sgd, ...)")
-    weight_decay: float = arg(0.0, "AdamW weight decay")
-    max_grad_norm: float = arg(1.0, "gradient clipping norm (0 disables)")
-    use_lora: bool = arg(False, "train LoRA adapters instead of all weights")
-    lora_r: int = arg(16, "LoRA rank")
-    lora_alpha: int | None = arg(None, "LoRA alpha (default 2*r)")
-    lora_dropout: float = arg(0.05, "LoRA dropout")
-    lora_preset: Literal["decoder", "decoder_projector", "all"] = arg("decoder", "which modules get adapters")
-    freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
-    vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
-    max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
-    logging_steps: int = arg(50, "log train loss every N optimizer steps")
-    save_steps: int = arg(500, "checkpoint every N optimizer steps")
-    save_total_limit: int | None = arg(3, "keep at most this many checkpoints")
-    eval_steps: int | None = arg(None, "validate every N steps (default: --save-steps); needs 'val' records")
-    eval_generate_samples: int = arg(16, "validation records to greedy-decode for field accuracy at each eval (0: off)")
-    max_new_tokens: int = arg(512, "generation limit for the field-accuracy eval")
-    max_steps: int = arg(-1, "stop after N optimizer steps (overrides --epochs when > 0)")
-    seed: int = arg(42, "seed for init of adapters, data order and dropout")
-    bf16: bool | None = arg(None, "bf16 mixed precision (default: on when a bf16-capable GPU is present)")
-    gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
-    resume_from_checkpoint: str | None = arg(None, "checkpoint folder to resume from, or 'latest' (in --output-dir)")
-    regions: tuple[str, ...] = arg((), "train only on these regions (e.g. totals_section page); default all")
-    hard_samples: Path | None = arg(None, "hard-sample folder from `finscribe mine` to replay")
-    hard_ratio: float = arg(0.2, "share of hard samples in the training mix (with --hard-samples)")
-    dataloader_workers: int = arg(0, "DataLoader worker processes (image decoding)")
-    report_to: tuple[str, ...] = arg(("tensorboard",), "Trainer loggers (tensorboard, wandb, none)")
-
-    def __post_init__(self):
-        if isinstance(self.data, (str, Path)) or self.data is None:  # TrainConfig(data=path) from Python
-            self.data = () if self.data is None else (Path(self.data),)
-        if not self.data and self.data_dir is None:
-            raise ValueError("pass --data-dir or --data")
-        if self.mix:
-            check_shares(self.mix, len(self.data))
-        if self.use_lora and self.freeze_vision and self.lora_preset == "all":
-            raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
-        if not 0 <= self.hard_ratio < 1:
-            raise ValueError(f"--hard-ratio must be in [0, 1), got {self.hard_ratio}")
-        if self.lora_preset not in LORA_PRESETS:
-            raise ValueError(f"unknown --lora-preset {self.lora_preset}")
-
-
 # ----------------------------------------------------------------------------- data
 
 
 def _data_files(config: TrainConfig) -> list[Path]:
     if config.data:
         return [Path(path) for path in config.data]
-    return [_data_file(Path(config.data_dir))]
+    if config.data_dir is None:
+        raise TrainingDataError("no training data: pass --data-dir DIR or --data FILE")
+    files = find_data_files(Path(config.data_dir))
+    logger.info("--data-dir %s: using %s", config.data_dir, ", ".join(map(str, files)))
+    return files
 
 
-def _data_file(folder: Path) -> Path:
-    for name in ("training_manifest.json", "training_dataset.jsonl"):
-        if (folder / name).is_file():
-            return folder / name
-    jsonl = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-    if len(jsonl) == 1:
-        return jsonl[0]
-    raise TrainingDataError(
-        f"{folder}: found no training_manifest.json or training_dataset.jsonl"
-        + (f" (and {len(jsonl)} .jsonl files: pass one with --data)" if jsonl else "")
-        + ". Create data with `finscribe generate` and/or `finscribe build-dataset`."
-    )
+def find_data_files(folder: Path) -> list[Path]:
+    """The record files below `folder` (subfolders too): every `training_manifest.json` (written by
+    `finscribe generate`) and every records `.jsonl` (`finscribe build-dataset`), sorted by path.
+
+    `python train_finscribe_vl.py --data-dir data` after generating into data/synthetic_invoices
+    finds data/synthetic_invoices/training_manifest.json (and data/training_dataset.jsonl, if built).
+    JSONL files inside a folder that holds a manifest are that export's own files and are skipped,
+    as are hidden folders and JSONL files that are not records (hard-sample logs, predictions);
+    everything used or skipped is printed."""
+    if not folder.is_dir():
+        raise TrainingDataError(f"--data-dir {folder}: folder not found. Create data with `finscribe generate "
+                                "--output-dir {folder}/synthetic_invoices` and/or `finscribe build-dataset`.")
+    manifests = sorted(p for p in folder.rglob("training_manifest.json") if not _hidden(p, folder))
+    exports = [m.parent for m in manifests]
+    candidates = sorted(p for p in folder.rglob("*.jsonl") if not _hidden(p, folder) and not any(e in p.parents for e in exports))
+    jsonl = [p for p in candidates if _is_records_file(p)]
+    skipped = [p for p in candidates if p not in jsonl]
+    if skipped:  # hard-sample logs, predictions, metrics: other JSONL files, said out loud
+        print(f"not training records (first line lacks {list(RECORD_KEYS)}), skipped: {', '.join(map(str, skipped))}")
+    files = manifests + jsonl
+    if not files:
+        raise TrainingDataError(f"--data-dir {folder}: found no training_manifest.json or records .jsonl in it or "
+                                "its subfolders. Create data with `finscribe generate` and/or `finscribe build-dataset`.")
+    print(f"training data found under {folder}: {', '.join(map(str, files))}", flush=True)
+    return files
+
+
+def _is_records_file(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return True  # let load_records name the broken line rather than skip the file
+    return isinstance(row, dict) and set(RECORD_KEYS) <= set(row)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _combine(parts: list[Any], config: TrainConfig | None) -> Any:
@@ -180,6 +154,15 @@ def load_splits(config: TrainConfig) -> tuple[Any, Any]:
             raise TrainingDataError(f"--hard-samples {config.hard_samples}: {err}") from None
         logger.info("replaying %d hard samples from %s (ratio %.2f)", len(hard), config.hard_samples, config.hard_ratio)
     return train, (val if len(val) else None)
+
+
+def _given_records(data: Any) -> datasets.Dataset:
+    data = datasets.Dataset.from_list(list(data)) if isinstance(data, list) else data
+    missing = [c for c in RECORD_KEYS if c not in data.column_names]
+    if missing or len(data) == 0:
+        raise TrainingDataError(f"train_dataset: needs records with columns {list(RECORD_KEYS)}"
+                                + (f" (missing {missing})" if missing else " (it is empty)"))
+    return data.select_columns(list(RECORD_KEYS))
 
 
 # ----------------------------------------------------------------------------- model
@@ -298,12 +281,17 @@ def _resolve_resume(config: TrainConfig) -> str | bool | None:
     return str(path)
 
 
-def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset: Any = None) -> Path:
     """Fine-tune per `config`; returns the output folder (loadable with `load_model`).
 
-    `callbacks`: extra `transformers.TrainerCallback`s (e.g. to inspect the model per rank)."""
+    `callbacks`: extra `transformers.TrainerCallback`s (e.g. to inspect the model per rank).
+    `train_dataset`: records to train on instead of `config.data`/`data_dir` (a 🤗 Dataset or a list
+    of records with RECORD_KEYS, e.g. the seed's `normal_dataset + hard_samples[:len(normal_dataset) // 4]`)."""
     output_dir = ensure_output_dir(config.output_dir)  # before loading data and model
-    train_set, val_set = load_splits(config)
+    if train_dataset is not None:
+        train_set, val_set = _given_records(train_dataset), None
+    else:
+        train_set, val_set = load_splits(config)
     on_cuda = torch.cuda.is_available()
     bf16 = config.bf16 if config.bf16 is not None else (on_cuda and torch.cuda.is_bf16_supported())
     # Full SFT keeps fp32 master weights (bf16 autocast computes); a frozen LoRA base can live in bf16.
@@ -314,7 +302,8 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         save_config(config, output_dir, name="train_config.json")
         # what the model was trained on, per region: records and how many carried each field
         write_json_atomic(output_dir / "training_data.json", {
-            "data": [str(p) for p in _data_files(config)], "mix": list(config.mix), "train_records": len(train_set),
+            "data": [str(p) for p in _data_files(config)] if train_dataset is None else ["train_dataset (passed in Python)"],
+            "mix": list(config.mix), "train_records": len(train_set),
             "field_coverage": field_coverage(train_set.select_columns(["region", "prompt", "target"]))})
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -341,6 +330,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
         plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
+        write_model_card(output_dir)  # README.md: base, data, recipe, metrics, limits (Hub convention)
     return output_dir
 
 
@@ -350,6 +340,8 @@ def main(argv: list[str] | None = None, prog: str = "finscribe train") -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_config(TrainConfig, argv, prog, "Fine-tune PaddleOCR-VL into an invoice → JSON extractor "
                           "(completion-only loss; full SFT or LoRA; runs under accelerate/torchrun).")
+    if not config.data and config.data_dir is None:  # (the Python API may pass train(..., train_dataset=) instead)
+        build_parser(TrainConfig, prog, "").error("pass --data-dir or --data")
     path = train(config)
     print(f"trained model written to {path}")
     return 0

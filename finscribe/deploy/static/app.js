@@ -51,7 +51,16 @@ function renderValidation(box, page) {
     box.textContent = "No JSON could be read from this page (see the raw model output).";
     return;
   }
-  if (!page.violations.length) {
+  if (!page.fields_read) {
+    // JSON came back, but none of its keys is a field of the schema (e.g. flat keys for a page):
+    // say what the model returned instead of calling an empty extraction valid.
+    box.className = "validation invalid";
+    const keys = (page.unrecognised_keys || Object.keys(page.document)).join(", ");
+    box.textContent = `No invoice field was read: the model answered with keys the schema does not know (${keys}). ` +
+      "See the raw model output.";
+    return;
+  }
+  if (page.valid) {
     box.className = "validation valid";
     box.textContent = "Valid: every arithmetic and consistency check passes.";
     return;

@@ -1,0 +1,43 @@
+"""`finscribe evaluate` / `finscribe compare` options (torch-free: `--help` builds their parsers from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from finscribe.config import arg, group
+from finscribe.data.selection import RecordSelection
+from finscribe.generation_args import GenerationArgs
+
+
+@dataclass
+class EvaluateConfig:
+    generation: GenerationArgs = group("the model and how it generates")
+    records: RecordSelection = group("the records to evaluate")
+    output_dir: Path = arg(Path("runs/eval"), "folder for predictions.jsonl, report.json/.md and the charts")
+    held_out_layouts: tuple[str, ...] = arg((), "layouts held out of training (default: read from the manifest's config)")
+    resamples: int = arg(1000, "bootstrap resamples for the confidence intervals")
+    seed: int = arg(0, "bootstrap seed")
+    blank_images: bool = arg(False, "control run: every image replaced by a white one of the same size, so the "
+                                    "scores show what the model answers without seeing the document")
+
+    def __post_init__(self) -> None:
+        if self.resamples < 1:
+            raise ValueError("--resamples must be >= 1")
+
+
+@dataclass
+class CompareConfig:
+    generation: GenerationArgs = group("the fine-tuned model (--model) and how both models generate")
+    records: RecordSelection = group("the records to compare on")
+    base: str = arg(help="base model folder or hub id (PaddlePaddle/PaddleOCR-VL needs a local download here)")
+    output_dir: Path = arg(Path("runs/compare"), "folder for comparison.json/.md/.png and both predictions files")
+    held_out_layouts: tuple[str, ...] = arg((), "layouts held out of training (default: from the manifest's config)")
+    resamples: int = arg(1000, "paired bootstrap resamples")
+    seed: int = arg(0, "bootstrap seed")
+    blank_images: bool = arg(True, "also run the fine-tuned model on white images of the same sizes (the prior-only "
+                                   "control), so that a gain that needs no document is not read as learning")
+
+    def __post_init__(self) -> None:
+        if self.resamples < 1:
+            raise ValueError("--resamples must be >= 1")

@@ -1,0 +1,64 @@
+"""`finscribe quickstart` options (torch-free: `--help` builds its parser from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from finscribe.config import arg
+from finscribe.errors import ConfigError
+
+TINY = "tiny"
+TINY_READER = Path(__file__).resolve().parent / "assets" / "tiny_reader"
+
+
+@dataclass
+class QuickstartConfig:
+    output_dir: Path = arg(Path("runs/quickstart"), "folder for every step's outputs")
+    model: str = arg(TINY, "'tiny' (the pretrained tiny reader shipped with FinScribe, CPU) or a hub id / local "
+                           "path of the real model, e.g. PaddlePaddle/PaddleOCR-VL (GPU)")
+    num_samples: int = arg(600, "invoices to generate (train/val/test split by the generator)")
+    seed: int = arg(0, "dataset and training seed")
+    workers: int | None = arg(None, "generator worker processes (default: all CPU cores)")
+    dpi: int = arg(150, "page resolution in dots per inch (the tiny reader was pretrained at 150)")
+    degrade: float = arg(0.0, "share of pages with scan/photo degradation")
+    locales: tuple[str, ...] = arg(("en_US",), "locales to draw invoices from")
+    held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
+    regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
+    # training
+    max_steps: int = arg(600, "optimizer steps")
+    batch_size: int = arg(16, "crops per optimizer step")
+    learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
+    warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
+    use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
+    # evaluation
+    max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
+    eval_limit: int | None = arg(None, "evaluate only the first N test crops")
+    eval_batch_size: int = arg(16, "crops per generation batch")
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 20:
+            raise ValueError(f"--num-samples must be >= 20 to leave train and test crops, got {self.num_samples}")
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("--max-steps and --batch-size must be >= 1")
+
+    @property
+    def tiny(self) -> bool:
+        return self.model == TINY
+
+    def base_model(self) -> str:
+        """The model fine-tuning starts from (and the base of the comparison)."""
+        if not self.tiny:
+            return self.model
+        if not (TINY_READER / "config.json").is_file():
+            raise ConfigError(f"the tiny reader is missing from {TINY_READER}; rebuild it with `finscribe pretrain-reader "
+                              f"--export-dir {TINY_READER}` or pass --model PATH")
+        return str(TINY_READER)
+
+    def lora(self) -> bool:
+        return (not self.tiny) if self.use_lora is None else self.use_lora
+
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.lora() else (3e-4 if self.tiny else 2e-5)

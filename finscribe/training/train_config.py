@@ -1,0 +1,71 @@
+"""`finscribe train` / train_finscribe_vl.py options (torch-free: `--help` builds its parser from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from finscribe.config import arg
+from finscribe.data.mixing import check_shares
+
+# = finscribe.model.DEFAULT_MODEL_ID and finscribe.training.lora.LORA_PRESETS (not imported: they bring torch);
+# tests/test_cli.py checks that they agree.
+DEFAULT_MODEL_ID = "PaddlePaddle/PaddleOCR-VL"
+LORA_PRESET_NAMES = ("decoder", "decoder_projector", "all")
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path | None = arg(None, "folder with training_manifest.json (finscribe generate) or a records JSONL (finscribe build-dataset)")
+    data: tuple[Path, ...] = arg((), "a manifest .json or records .jsonl file (instead of --data-dir); "
+                                     "several files are concatenated, or mixed at --mix shares")
+    mix: tuple[float, ...] = arg((), "share of each --data file in the training split, e.g. --data synth.jsonl "
+                                     "real.jsonl --mix 0.7 0.3 (smaller files are oversampled, nothing is dropped)")
+    model: str = arg(DEFAULT_MODEL_ID, "hub id, local model folder, or LoRA adapter folder to start from")
+    output_dir: Path = arg(Path("finetuned_finscribe_vl"), "where the model/adapter, checkpoints and logs go")
+    epochs: float = arg(4.0, "training epochs")
+    batch_size: int = arg(4, "per-device batch size")
+    gradient_accumulation_steps: int = arg(4, "batches per optimizer step")
+    learning_rate: float = arg(2e-5, "peak learning rate (LoRA usually wants ~1e-4..2e-4)")
+    warmup_ratio: float = arg(0.1, "share of steps with linear warmup")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = arg("cosine", "learning-rate schedule after warmup")
+    optim: str = arg("adamw_torch", "optimizer (a transformers OptimizerNames value: adamw_torch, adamw_torch_fused, sgd, ...)")
+    weight_decay: float = arg(0.0, "AdamW weight decay")
+    max_grad_norm: float = arg(1.0, "gradient clipping norm (0 disables)")
+    use_lora: bool = arg(False, "train LoRA adapters instead of all weights")
+    lora_r: int = arg(16, "LoRA rank")
+    lora_alpha: int | None = arg(None, "LoRA alpha (default 2*r)")
+    lora_dropout: float = arg(0.05, "LoRA dropout")
+    lora_preset: Literal["decoder", "decoder_projector", "all"] = arg("decoder", "which modules get adapters")
+    freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
+    vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
+    max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
+    logging_steps: int = arg(50, "log train loss every N optimizer steps")
+    save_steps: int = arg(500, "checkpoint every N optimizer steps")
+    save_total_limit: int | None = arg(3, "keep at most this many checkpoints")
+    eval_steps: int | None = arg(None, "validate every N steps (default: --save-steps); needs 'val' records")
+    eval_generate_samples: int = arg(16, "validation records to greedy-decode for field accuracy at each eval (0: off)")
+    max_new_tokens: int = arg(512, "generation limit for the field-accuracy eval")
+    max_steps: int = arg(-1, "stop after N optimizer steps (overrides --epochs when > 0)")
+    seed: int = arg(42, "seed for init of adapters, data order and dropout")
+    bf16: bool | None = arg(None, "bf16 mixed precision (default: on when a bf16-capable GPU is present)")
+    gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory")
+    resume_from_checkpoint: str | None = arg(None, "checkpoint folder to resume from, or 'latest' (in --output-dir)")
+    regions: tuple[str, ...] = arg((), "train only on these regions (e.g. totals_section page); default all")
+    hard_samples: Path | None = arg(None, "hard-sample folder from `finscribe mine` to replay")
+    hard_ratio: float = arg(0.2, "share of hard samples in the training mix (with --hard-samples)")
+    dataloader_workers: int = arg(0, "DataLoader worker processes (image decoding)")
+    report_to: tuple[str, ...] = arg(("tensorboard",), "Trainer loggers (tensorboard, wandb, none)")
+
+    def __post_init__(self):
+        if isinstance(self.data, (str, Path)) or self.data is None:  # TrainConfig(data=path) from Python
+            self.data = () if self.data is None else (Path(self.data),)
+        if self.mix:
+            check_shares(self.mix, len(self.data))
+        if self.use_lora and self.freeze_vision and self.lora_preset == "all":
+            raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
+        if not 0 <= self.hard_ratio < 1:
+            raise ValueError(f"--hard-ratio must be in [0, 1), got {self.hard_ratio}")
+        if self.lora_preset not in LORA_PRESET_NAMES:
+            raise ValueError(f"unknown --lora-preset {self.lora_preset}")
