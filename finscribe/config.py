@@ -24,9 +24,15 @@ from finscribe.fileio import write_json_atomic
 T = TypeVar("T")
 
 
-def arg(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
-    """A dataclass field with CLI help text: `num_samples: int = arg(100, "how many invoices")`."""
+def arg(default: Any = dataclasses.MISSING, help: str = "", *, trainer: str | tuple[str, ...] | None = None,
+        **kwargs: Any) -> Any:
+    """A dataclass field with CLI help text: `num_samples: int = arg(100, "how many invoices")`.
+
+    `trainer` names the `transformers.TrainingArguments` field(s) the option sets (`epochs` →
+    "num_train_epochs"): TrainingArguments is then built from the config, not copied field by field."""
     metadata = {"help": help}
+    if trainer is not None:
+        metadata["trainer"] = (trainer,) if isinstance(trainer, str) else tuple(trainer)
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -57,6 +63,12 @@ def leaf_fields(config_cls: type) -> list[tuple[dataclasses.Field, Any]]:
     if clashes:
         raise TypeError(f"{config_cls.__name__}: options {clashes} are declared twice (in the stage and a group)")
     return leaves
+
+
+def trainer_arguments(config: Any) -> dict[str, Any]:
+    """`{TrainingArguments field: value}` for every option of `config` declared with `arg(trainer=...)`."""
+    return {name: getattr(config, field.name) for field in dataclasses.fields(config)
+            for name in field.metadata.get("trainer", ())}
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:

@@ -162,3 +162,21 @@ def test_overfit_one_crop_fast(tiny_model_dir, tmp_path):
 def test_overfit_four_crops_reads_the_image(tiny_model_dir, tmp_path):
     """Four crops with different totals: the answer can only come from the image (~100 s on 2 busy cores)."""
     _overfit(tiny_model_dir, tmp_path, OVERFIT_TARGETS, steps=300)
+
+
+def test_training_arguments_are_built_from_the_config(tmp_path):
+    """Every `arg(trainer=...)` names a real TrainingArguments field and reaches it unchanged."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from finscribe.config import trainer_arguments
+    from finscribe.training.train import TrainConfig, training_arguments
+
+    config = TrainConfig(data=(tmp_path / "r.jsonl",), output_dir=tmp_path / "o", epochs=2.5, batch_size=3,
+                         learning_rate=7e-4, seed=11, dataloader_workers=1, warmup_ratio=0.2, report_to=("none",))
+    wanted = trainer_arguments(config)
+    assert set(wanted) <= {f.name for f in dataclasses.fields(TrainingArguments)}
+    args = training_arguments(config, bf16=False, has_val=False)
+    assert {name: getattr(args, name) for name in wanted} == wanted
+    assert (args.num_train_epochs, args.per_device_eval_batch_size, args.data_seed) == (2.5, 3, 11)

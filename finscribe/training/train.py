@@ -29,7 +29,7 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
-from finscribe.config import build_parser, parse_config, save_config
+from finscribe.config import build_parser, parse_config, save_config, trainer_arguments
 from finscribe.data.build_dataset import (
     build_dataset_from_manifest,
     load_records,
@@ -236,32 +236,15 @@ class FinScribeTrainer(Trainer):
 
 
 def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> TrainingArguments:
-    eval_steps = config.eval_steps or config.save_steps
+    """TrainingArguments from the config's `arg(trainer=...)` options plus what follows from the run."""
     return TrainingArguments(
+        **trainer_arguments(config),
         output_dir=str(config.output_dir),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a share of the total steps
-        lr_scheduler_type=config.lr_scheduler,
-        optim=config.optim,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_val else "no",
-        eval_steps=eval_steps if has_val else None,
-        seed=config.seed,
-        data_seed=config.seed,
+        eval_steps=(config.eval_steps or config.save_steps) if has_val else None,
         bf16=bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         remove_unused_columns=False,  # the collator needs image/prompt/target
-        dataloader_num_workers=config.dataloader_workers,
         report_to=[r for r in config.report_to if r != "none"],
         average_tokens_across_devices=True,  # normalise by answer tokens summed over all ranks
         ddp_find_unused_parameters=False,
