@@ -102,6 +102,8 @@ def test_quantized_folders_are_detected(tiny_model_dir, tmp_path):
     assert info["parameters"] == PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir))).info()["parameters"]
     from finscribe.deploy.quantize import QuantizationError
 
+    by_path = PaddleOCRVLService(folder, max_new_tokens=3, device="cpu")  # the seed's call: path + options
+    assert by_path.generation == GenerationArgs(model=str(folder), max_new_tokens=3, device="cpu")
     with pytest.raises(QuantizationError, match="not a quantized model folder"):
         PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir)), quantized=True)
 

@@ -124,9 +124,16 @@ class PaddleOCRVLService:
     """Loads one model (base, fine-tuned, LoRA adapter, merged or INT8-quantized) and extracts pages.
 
     `generation` is the shared `GenerationArgs` group (model, device, dtype, batch size, token
-    limit, repetition guard), passed whole: every generation option reaches `predict` in `_predict`."""
+    limit, repetition guard, constrained), passed whole: every generation option reaches `predict`
+    in `_predict`. A model path with those options as keywords builds the group."""
 
-    def __init__(self, generation: GenerationArgs, *, quantized: bool | None = None):
+    def __init__(self, generation: GenerationArgs | str | Path, *, quantized: bool | None = None, **options: Any):
+        # The server passes the shared group whole; a model path + GenerationArgs fields
+        # (`PaddleOCRVLService("runs/ft-int8", max_new_tokens=8, device="cpu")`) builds the same group.
+        if not isinstance(generation, GenerationArgs):
+            generation = GenerationArgs(model=str(generation), **options)
+        elif options:
+            raise TypeError(f"pass generation options inside the GenerationArgs, not as {sorted(options)}")
         self.generation = generation
         model_path = generation.model
         detected = is_quantized_folder(model_path)
