@@ -1,4 +1,4 @@
-"""Compare the base and the fine-tuned PaddleOCR-VL on one document image.
+"""Compare the base and the fine-tuned PaddleOCR-VL on one document (PNG, JPEG, TIFF or PDF, any page count).
 
     python compare_base_vs_finetuned.py --image crop.png --model runs/train/final \
         --output comparison.json [--base models/paddleocr-vl] [--ground-truth crop.json] [--region totals_section]

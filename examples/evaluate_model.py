@@ -1,4 +1,4 @@
-"""Evaluate a model on one document image against its ground truth.
+"""Evaluate a model on one document (PNG, JPEG, TIFF or PDF, one page or many) against its ground truth.
 
     python examples/evaluate_model.py --image crop.png --ground-truth crop.json \
         --model runs/train/final --output results.json [--region totals_section]

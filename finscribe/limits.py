@@ -7,6 +7,11 @@
   processor resizes any larger image down to this area, so an image above it is accepted and
   downscaled to it (`downscale`) rather than refused: the model sees the same thing, and training
   does not decode a 35 MP scan every step.
+* `MAX_ASPECT`: the processor refuses images longer than 200:1; longer strips are padded with
+  white to fit (`finscribe.ingest.fit_for_model`).
+* `MIN_READABLE_SIDE`: an image (page, crop, region box) with a side under this cannot hold a line
+  of text and is refused wherever it comes in; between it and `MIN_SIDE` the processor scales the
+  image up itself (the tiny reader reads 18 px lines).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from PIL import Image
 MIN_SIDE = 28
 MAX_PIXELS = 40_000_000
 PROCESSOR_MAX_PIXELS = 2_822_400
+MAX_ASPECT = 200
+MIN_READABLE_SIDE = 8
 
 
 def downscaled_size(width: int, height: int, max_pixels: int = PROCESSOR_MAX_PIXELS) -> tuple[int, int]:

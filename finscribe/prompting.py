@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from finscribe.errors import FinScribeError
+from finscribe.ingest import IngestError, prepare_image
 
 
 class ImageReadError(FinScribeError, ValueError):
@@ -27,14 +28,20 @@ def render_prompt(processor: Any, prompt: str) -> str:
 
 
 def load_image(image: Any, name: str = "image") -> Image.Image:
-    """An RGB PIL image from a PIL image or a path; unreadable files raise ImageReadError naming them."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
+    """The RGB image the model is given, from a PIL image or an image file: normalised and fitted
+    by `finscribe.ingest.prepare_image` (EXIF orientation, 16-bit greyscale, transparency on white,
+    CMYK; downscaled to the processor's size, long strips padded), the same pixels in training,
+    evaluation and serving. Unreadable or unusable images raise ImageReadError naming them."""
     try:
+        if isinstance(image, Image.Image):
+            return prepare_image(image, name)
         with Image.open(image) as opened:
-            return opened.convert("RGB")
+            opened.load()
+            return prepare_image(opened, name if name != "image" else str(image))
     except (OSError, UnidentifiedImageError) as err:
         raise ImageReadError(f"{name}: cannot read image {image}: {err}. Re-export the image or drop it from the data.") from None
+    except IngestError as err:
+        raise ImageReadError(str(err)) from None
 
 
 def encode_prompt(processor: Any, image: Any, prompt: str, name: str = "image") -> dict[str, Any]:

@@ -50,3 +50,23 @@ def test_reading_probe_runs_and_writes_its_curve(probe, tmp_path):
     saved = json.loads((out / "reading_probe.json").read_text())
     assert saved["points"] == json.loads(json.dumps(rows))
     assert (out / "reading_probe.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_sixteen_huge_pngs_at_once_stay_under_1_5_gb(tiny_model_dir, tmp_path):
+    """Issue 13 item 4, on loopback: `finscribe serve` as its own process, 16 clients each send a
+    132 KB PNG of 6300x6300 at the same moment; every answer is 200, 503 or 413 and the server's
+    peak RSS (VmHWM) stays under 1.5 GB (~20 s; the figures are in benchmarks/RESULTS.md)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "huge.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "service_load.py"), "--model", str(tiny_model_dir),
+                           "--scenario", "huge", "--max-new-tokens", "4", "--max-seconds", "240", "--output", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    huge = report["classes"]["huge"]
+    assert huge["requests"] == 16 and huge["failed"] == 0
+    assert set(huge["statuses"]) <= {"200", "503", "413"} and "200" in huge["statuses"]
+    assert report["peak_rss_mb"] < 1536

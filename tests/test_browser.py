@@ -30,12 +30,13 @@ def test_upload_shows_page_boxes_fields_and_validation(request, tmp_path_factory
     from finscribe.deploy.server import create_app
     from finscribe.deploy.service import PaddleOCRVLService
     from finscribe.deploy.uploads import UploadLimits
+    from finscribe.inference import GenerationArgs
 
     model_dir = cached_overfit_model(request, tmp_path_factory)
     page_data = invoice_pages(4)[1]  # one of the overfit model's training invoices
     page_data["image"].save(tmp_path / "invoice.png")
     boxes = {"totals_section": page_data["boxes"]["totals_section"]}
-    service = PaddleOCRVLService(model_dir, max_new_tokens=96, device="cpu")
+    service = PaddleOCRVLService(GenerationArgs(model=str(model_dir), max_new_tokens=96, device="cpu"))
     expected = service.extract(page_data["image"], boxes)
     assert expected["document"], "the overfit model should answer with JSON"
 

@@ -283,3 +283,46 @@ def test_compare_script_one_document(tiny_model_dir, other_model_dir, manifest, 
     assert result["base"]["prediction"]["raw_text"] != result["model"]["prediction"]["raw_text"]
     for key, delta in result["deltas"].items():
         assert delta == pytest.approx(result["model"]["metrics"][key] - result["base"]["metrics"][key])
+
+
+def test_single_document_tools_take_every_format_the_service_takes(tiny_model_dir, manifest, tmp_path, monkeypatch, capsys):
+    """JPEG, multi-page TIFF and multi-page PDF through the same intake as the service; a multi-page
+    file is scored as ONE merged document, its pages kept; a bad file is a one-line error."""
+    from finscribe.eval.document import combine_pages
+
+    root = manifest.parent
+    truth = root / "annotations/inv_0__totals_section.json"
+    crop = Image.open(root / "crops/inv_0__totals_section.png").convert("RGB")
+    files = {"scan.jpg": dict(format="JPEG"),
+             "scan.tiff": dict(format="TIFF", save_all=True, append_images=[crop]),
+             "scan.pdf": dict(format="PDF", save_all=True, append_images=[crop], resolution=72)}
+    for name, options in files.items():
+        crop.save(tmp_path / name, **options)
+        out = tmp_path / f"{name}.json"
+        with pytest.raises(SystemExit) as done:
+            _run_script(monkeypatch, "examples/evaluate_model.py", "--image", str(tmp_path / name), "--ground-truth",
+                        str(truth), "--model", str(tiny_model_dir), "--output", str(out), "--max-new-tokens", "6",
+                        "--device", "cpu")
+        assert done.value.code == 0, capsys.readouterr().err
+        result = json.loads(out.read_text())
+        pages = 1 if name == "scan.jpg" else 2
+        assert result["num_pages"] == pages and result["kind"] == name.split(".")[1].replace("jpg", "jpeg")
+        assert set(result["metrics"]) == {k for k, _ in METRICS}
+        if pages == 2:
+            assert [p["page"] for p in result["pages"]] == [1, 2]
+            raws = [p["prediction"]["raw_text"] for p in result["pages"]]
+            assert result["prediction"]["raw_text"] == "\n".join(raws)
+    junk = tmp_path / "notes.pdf"
+    junk.write_bytes(b"%PDF-1.4 garbage")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        _run_script(monkeypatch, "compare_base_vs_finetuned.py", "--image", str(junk), "--model", str(tiny_model_dir),
+                    "--base", str(tiny_model_dir), "--output", str(tmp_path / "c.json"), "--device", "cpu")
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and "notes.pdf: the PDF could not be opened" in err
+    assert "Traceback" not in err and "dataset" not in err
+    # the merge of page predictions: header fields from the first page, totals from the last
+    first = Prediction({"subtotal": "1.00"}, "a", None, False, 5, 2, 0.1)
+    last = Prediction({"subtotal": "9.00", "total": "9.00"}, "b", None, False, 5, 3, 0.1)
+    merged = combine_pages([first, last], "totals_section")
+    assert merged.parsed == {"subtotal": "9.00", "total": "9.00"} and merged.new_tokens == 5

@@ -5,18 +5,23 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from finscribe.data.merge import merge_pages
 from finscribe.deploy.quantize import quantize_model
 from finscribe.deploy.service import (
     PaddleOCRVLService,
     RegionBoxError,
     clamp_box,
+    document_result,
     split_page,
 )
+from finscribe.inference import GenerationArgs
+from finscribe.ingest import IngestError
+from finscribe.limits import PROCESSOR_MAX_PIXELS
 
 
 @pytest.fixture(scope="module")
 def service(tiny_model_dir):
-    return PaddleOCRVLService(tiny_model_dir, max_new_tokens=4, batch_size=4, device="cpu")
+    return PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir), max_new_tokens=4, batch_size=4, device="cpu"))
 
 
 def test_split_page_crops_boxes_and_falls_back_to_the_whole_page():
@@ -29,6 +34,42 @@ def test_split_page_crops_boxes_and_falls_back_to_the_whole_page():
         clamp_box([500, 500, 600, 600], 400, 300, "totals_section")
     with pytest.raises(RegionBoxError, match="unknown region"):
         clamp_box([0, 0, 10, 10], 400, 300, "signature")
+    for bad in (float("inf"), float("nan"), 1e999, -float("inf")):  # never an OverflowError
+        with pytest.raises(RegionBoxError, match="not finite"):
+            clamp_box([0, 0, bad, 10], 400, 300, "totals_section")
+
+
+def test_crops_are_fitted_for_the_model_and_too_thin_ones_refused():
+    big = Image.new("RGB", (3000, 2000), "white")
+    [(region, crop, box)] = split_page(big, None)
+    assert crop.width * crop.height <= PROCESSOR_MAX_PIXELS and box == [0, 0, 3000, 2000]
+    grey = Image.new("L", (400, 300), 200)
+    assert split_page(grey, {"totals_section": [0, 0, 100, 100]})[0][1].mode == "RGB"
+    with pytest.raises(IngestError) as info:  # a 1-pixel-tall page: the processor's 200:1 limit, said clearly
+        split_page(Image.new("RGB", (600, 1), "white"), None)
+    assert info.value.status == 422 and "too small to read" in info.value.message
+    with pytest.raises(IngestError, match="totals_section box"):
+        split_page(big, {"totals_section": [0, 0, 600, 5]})
+
+
+def test_pages_merge_into_one_document():
+    from finscribe.synthetic.generator import generate_invoice
+
+    label = generate_invoice(num_items=4, currency="USD", seed=3).to_label()
+    items = label["line_items_table"]["line_items"]
+    page1 = {r: label[r] for r in ("vendor_block", "client_info", "invoice_meta")}
+    page1["line_items_table"] = {"line_items": items[:2]}
+    page1["totals_section"] = {"subtotal": "0.01"}  # a running subtotal carried forward, superseded
+    page2 = {"line_items_table": {"line_items": items[2:]}, "totals_section": label["totals_section"],
+             "invoice_meta": {"invoice_number": "OTHER"}}
+    merged, conflicts = merge_pages([page1, page2])
+    assert merged == label  # header from page 1, items of both pages in order, totals from the last page
+    assert {(c["region"], c["field"], c["page"], c["other_page"]) for c in conflicts} == {
+        ("totals_section", "subtotal", 2, 1), ("invoice_meta", "invoice_number", 1, 2)}
+    whole = document_result([{"document": page1}, {"document": page2}])
+    assert whole["valid"] is True and whole["violations"] == [] and whole["document"] == label
+    for page in (page1, page2):  # each page alone is a partial document
+        assert document_result([{"document": page}])["valid"] is False
 
 
 def test_extract_returns_the_documented_shape(service):
@@ -55,14 +96,16 @@ def test_batched_pages_equal_pages_extracted_alone(service):
 
 def test_quantized_folders_are_detected(tiny_model_dir, tmp_path):
     folder = quantize_model(tiny_model_dir, tmp_path / "int8", device="cpu")
-    service = PaddleOCRVLService(folder, max_new_tokens=2)
+    service = PaddleOCRVLService(GenerationArgs(model=str(folder), max_new_tokens=2))
     info = service.info()
     assert info["quantized"] is True and info["quantization"] == "int8_dynamic"
-    assert info["parameters"] == PaddleOCRVLService(tiny_model_dir).info()["parameters"]
+    assert info["parameters"] == PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir))).info()["parameters"]
     from finscribe.deploy.quantize import QuantizationError
 
+    by_path = PaddleOCRVLService(folder, max_new_tokens=3, device="cpu")  # the seed's call: path + options
+    assert by_path.generation == GenerationArgs(model=str(folder), max_new_tokens=3, device="cpu")
     with pytest.raises(QuantizationError, match="not a quantized model folder"):
-        PaddleOCRVLService(tiny_model_dir, quantized=True)
+        PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir)), quantized=True)
 
 
 def test_a_page_answered_with_flat_json_is_never_valid():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -95,8 +96,60 @@ def test_resume_from_checkpoint_is_exact(records_jsonl, tiny_model_dir, tmp_path
                             resume_from_checkpoint=str(straight / "checkpoint-2")))
     a, b, half = _weights(straight), _weights(resumed), _weights(straight / "checkpoint-2")
     assert any(not torch.equal(a[k], half[k]) for k in a)  # the second half did train
+    # resumed into a new folder: its metrics start from the checkpoint's history and cover the whole run
+    assert [r["step"] for r in _rows(resumed) if "loss" in r] == [1, 2, 3, 4]
+    [whole] = [r["train_loss"] for r in _rows(resumed) if "train_loss" in r]
+    assert whole == pytest.approx([r["train_loss"] for r in _rows(straight) if "train_loss" in r][0], rel=1e-5)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_latest_resumes_from_the_newest_complete_checkpoint_with_whole_run_metrics(records_jsonl, tiny_model_dir, tmp_path):
+    """A kill while checkpoint-4 was being saved: `latest` resumes from checkpoint-2, and the run
+    ends as if it had never stopped (weights, per-step rows once each, whole-run train_loss)."""
+    common = dict(max_steps=4, batch_size=2, gradient_accumulation_steps=1, save_steps=2, learning_rate=2e-3,
+                  save_total_limit=None)
+    straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
+    [summary] = [r for r in _rows(straight) if "train_loss" in r]
+    run = tmp_path / "killed"
+    shutil.copytree(straight, run)
+    # the killed run: rows up to step 4 logged, checkpoint-4 half written, no summary, no final model
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(straight) if "train_loss" not in r))
+    (run / "checkpoint-4" / "trainer_state.json").unlink()
+    (run / "checkpoint-4" / "model.safetensors").write_bytes(b"\0" * 100)
+    (run / "checkpoint-6").mkdir()  # an empty folder from an even later interrupted save
+    (run / "model.safetensors").unlink()
+    resumed = train(_config(records_jsonl, tiny_model_dir, run, **common, resume_from_checkpoint="latest"))
+    rows = _rows(resumed)
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # each step once
+    [resumed_summary] = [r for r in rows if "train_loss" in r]
+    assert resumed_summary["train_loss"] == pytest.approx(summary["train_loss"], rel=1e-5)  # not the last 2 steps' mean
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert resumed_summary["train_loss"] == pytest.approx(sum(losses) / 4, rel=1e-5)
+    a, b = _weights(straight), _weights(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    assert not (run / "checkpoint-6").exists() and (run / "checkpoint-4" / "trainer_state.json").is_file()
+
+
+def test_resume_refuses_incomplete_checkpoints_clearly(tmp_path):
+    from finscribe.training.resume import ResumeError, checked_checkpoint, latest_complete_checkpoint, loss_total
+
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "model.safetensors").write_bytes(b"x" * 10)
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2, "log_h')  # cut by the kill
+    with pytest.raises(ResumeError, match=r"no complete checkpoint .*checkpoint-2 \(no readable trainer_state.json\)"):
+        latest_complete_checkpoint(tmp_path)
+    with pytest.raises(ResumeError, match="incomplete checkpoint"):
+        checked_checkpoint(tmp_path / "checkpoint-2")
+    # an older checkpoint without loss_total.json: estimated from its logged losses
+    state = {"global_step": 4, "log_history": [{"step": 2, "loss": 1.0}, {"step": 3, "loss": 4.0}]}
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text(json.dumps(state))
+    assert loss_total(tmp_path / "checkpoint-2") == pytest.approx((1.0 * 2 + 4.0 * 1) * 4 / 3)
 
 
 def test_freeze_vision_and_vision_lr(records_jsonl, tiny_model_dir, tmp_path):

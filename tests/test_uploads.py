@@ -123,3 +123,40 @@ def test_boxes_field():
         with pytest.raises(UploadError) as info:
             parse_boxes(text, 2)
         assert info.value.status == 422 and words in info.value.message
+
+
+def test_boxes_must_be_finite_and_can_be_given_per_page():
+    for text in ('{"totals_section": [0, 0, Infinity, 40]}', '{"totals_section": [0, 0, 1e999, 40]}',
+                 '{"totals_section": [NaN, 0, 10, 40]}', '[{"totals_section": [0, -Infinity, 10, 40]}, null]'):
+        with pytest.raises(UploadError) as info:
+            parse_boxes(text, 2)
+        assert info.value.status == 422 and ("not finite" in info.value.message or "not a coordinate" in info.value.message)
+    assert parse_boxes('{"2": {"totals_section": [1, 2, 30, 40]}}', 3) == [None, {"totals_section": [1, 2, 30, 40]}, None]
+    assert parse_boxes('[null, {"vendor_block": [0, 0, 5, 5]}]', 2) == [None, {"vendor_block": [0, 0, 5, 5]}]
+    with pytest.raises(UploadError, match=r"page\(s\) \[0, 4\]"):
+        parse_boxes('{"0": {}, "4": {}}', 3)
+
+
+def test_decoded_pixel_budget_waits_then_refuses():
+    import threading
+    import time
+
+    from finscribe.deploy.intake import PixelBudget
+
+    budget = PixelBudget(100, wait_s=0.2)
+    first, second = budget.reservation(), budget.reservation()
+    first.set(80)
+    start = time.monotonic()
+    with pytest.raises(UploadError) as info:
+        second.set(30)
+    assert info.value.status == 503 and time.monotonic() - start >= 0.2 and budget.used == 80
+    with pytest.raises(UploadError) as info:
+        second.set(101)  # could never fit
+    assert info.value.status == 413
+    budget.wait_s = 5
+    threading.Timer(0.1, first.release).start()
+    second.set(30)  # waits for the first to give its share back
+    assert budget.used == 30 and budget.peak == 80
+    second.set(10)
+    second.release()
+    assert budget.used == 0

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from finscribe.config import arg
+from finscribe.config import arg, group
 from finscribe.deploy.uploads import UploadLimits
+from finscribe.generation_args import GenerationArgs
 from finscribe.limits import MAX_PIXELS
 
 
 @dataclass
 class ServeConfig:
-    model: str = arg(help="model folder: fine-tuned, LoRA adapter, merged or quantized (`finscribe quantize`)")
+    generation: GenerationArgs = group("the served model (--model: fine-tuned, LoRA adapter, merged or quantized "
+                                       "with `finscribe quantize`) and how it generates")
     host: str = arg("127.0.0.1", "interface to listen on (0.0.0.0 exposes the service to the network)")
     port: int = arg(8000, "TCP port (0 = any free port)")
     max_upload_mb: float = arg(20.0, "largest accepted upload in MiB")
     max_pages: int = arg(20, "most pages per PDF/TIFF")
     max_pixels: int = arg(MAX_PIXELS, "most pixels per page (checked from the header before decoding)")
     pdf_dpi: int = arg(150, "resolution PDF pages are rendered at")
-    max_new_tokens: int = arg(512, "generation limit per region")
-    batch_size: int = arg(8, "most crops generated together (across queued requests)")
+    max_decoded_mb: float = arg(512.0, "decoded pixels held at once by all requests (decoding + queue), MiB; "
+                                       "over it requests wait (--decode-wait), then get 503")
+    decode_wait: float = arg(5.0, "seconds a request waits for room in --max-decoded-mb before 503")
     max_queue: int = arg(64, "requests waiting beyond this get 503")
+    read_timeout: float = arg(30.0, "seconds a request body may pause before 408")
+    body_timeout: float = arg(300.0, "seconds a whole request body may take before 408")
     quantized: bool | None = arg(None, "force (or refuse) loading as a quantized folder; default: detect")
-    device: str | None = arg(None, "cpu or cuda (default: cuda when available)")
     log_level: str = arg("info", "uvicorn log level")
 
     def limits(self) -> UploadLimits:

@@ -1,19 +1,24 @@
-"""PaddleOCRVLService: a page image → regions → batched extraction → merged JSON → validation.
+"""PaddleOCRVLService: document pages → regions → batched extraction → one merged, validated JSON.
 
+    from finscribe.inference import GenerationArgs
     from finscribe.deploy.service import PaddleOCRVLService
-    service = PaddleOCRVLService("models/finscribe-int8")       # quantized folders are detected
+    service = PaddleOCRVLService(GenerationArgs(model="models/finscribe-int8"))  # quantized folders are detected
     result = service.extract(page_image, boxes={"totals_section": [820, 1300, 1240, 1480]})
+    document = service.extract_document([(page1, None), (page2, None)])  # one merged document per file
 
 Region boxes come from the caller (the renderer's boxes, a layout detector, a person drawing
-them on the web page). Without boxes the whole page is read with the page prompt. Generation
-goes through `finscribe.inference.predict`, the one generation path, so served outputs are the
-outputs evaluation measured.
+them on the web page). Without boxes the whole page is read with the page prompt. Crops go
+through `finscribe.ingest.fit_for_model` (as training images do through `load_image`) and
+generation through `finscribe.inference.predict`, the one generation path, so served outputs
+are the outputs evaluation measured. A multi-page document's pages are merged by
+`finscribe.data.merge.merge_pages` and validated as a whole; per-page results stay available.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ import torch
 from PIL import Image
 
 from finscribe.data.formatters import PAGE
+from finscribe.data.merge import merge_pages
 from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS
 from finscribe.deploy.quantize import (
     META_FILE,
@@ -32,10 +38,11 @@ from finscribe.deploy.quantize import (
 )
 from finscribe.errors import FinScribeError
 from finscribe.eval.validation import validate_document
-from finscribe.inference import predict
-from finscribe.model import load_model
+from finscribe.inference import GenerationArgs, Prediction, predict
+from finscribe.ingest import fit_for_model
 
 Box = list[float]
+Crop = tuple[str, Image.Image, list[int]]  # (region, model-ready crop, pixel box on the page)
 
 
 class RegionBoxError(FinScribeError, ValueError):
@@ -48,7 +55,13 @@ def clamp_box(box: Box, width: int, height: int, region: str) -> tuple[int, int,
         raise RegionBoxError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
     if len(box) != 4:
         raise RegionBoxError(f"box for {region} must be [x0, y0, x1, y1], got {box!r}")
-    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    try:
+        values = [float(v) for v in box]
+    except (TypeError, ValueError):
+        raise RegionBoxError(f"box for {region} must hold numbers, got {box!r}") from None
+    if not all(math.isfinite(v) for v in values):  # int(round(inf)) would overflow
+        raise RegionBoxError(f"box for {region} {box!r} holds a number that is not finite; give page pixels")
+    x0, y0, x1, y1 = (int(round(v)) for v in values)
     x0, x1 = max(0, min(x0, width)), max(0, min(x1, width))
     y0, y1 = max(0, min(y0, height)), max(0, min(y1, height))
     if x1 - x0 < 2 or y1 - y0 < 2:
@@ -56,15 +69,17 @@ def clamp_box(box: Box, width: int, height: int, region: str) -> tuple[int, int,
     return x0, y0, x1, y1
 
 
-def split_page(page: Image.Image, boxes: dict[str, Box] | None) -> list[tuple[str, Image.Image, list[int]]]:
-    """(region, crop, pixel box) per region; the whole page as region "page" when no boxes."""
-    page = page.convert("RGB")
+def split_page(page: Image.Image, boxes: dict[str, Box] | None, what: str = "the page") -> list[Crop]:
+    """(region, model-ready crop, pixel box) per region; the whole page as region "page" when no
+    boxes. Crops are fitted by `finscribe.ingest.fit_for_model` (RGB, downscaled to the processor's
+    size, long strips padded); one too small to read is an IngestError (422)."""
     if not boxes:
-        return [(PAGE, page, [0, 0, page.width, page.height])]
+        return [(PAGE, fit_for_model(page, what), [0, 0, page.width, page.height])]
     crops = []
     for region, box in boxes.items():
         pixel_box = clamp_box(box, page.width, page.height, region)
-        crops.append((region, page.crop(pixel_box), list(pixel_box)))
+        crops.append((region, fit_for_model(page.crop(pixel_box), f"the {region} box {list(pixel_box)} of {what}"),
+                      list(pixel_box)))
     return crops
 
 
@@ -95,60 +110,98 @@ def violation_dict(violation: Any) -> dict[str, Any]:
     return {key: getattr(violation, key, None) for key in ("rule", "field", "message")}
 
 
+def document_result(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The file-level result of per-page results: the pages' documents merged (`merge_pages`),
+    validated as a whole, with the conflicts the merge found."""
+    document, conflicts = merge_pages([page["document"] for page in pages])
+    violations = [violation_dict(v) for v in validate_document(document)] if document else []
+    fields_read, unrecognised = read_fields(document)
+    return {"document": document, "violations": violations, "valid": fields_read > 0 and not violations,
+            "fields_read": fields_read, "unrecognised_keys": unrecognised, "conflicts": conflicts}
+
+
 class PaddleOCRVLService:
-    """Loads one model (base, fine-tuned, LoRA adapter, merged or INT8-quantized) and extracts pages."""
+    """Loads one model (base, fine-tuned, LoRA adapter, merged or INT8-quantized) and extracts pages.
 
-    def __init__(self, model_path: str | Path, *, quantized: bool | None = None, max_new_tokens: int = 512,
-                 batch_size: int = 8, device: str | None = None):
+    `generation` is the shared `GenerationArgs` group (model, device, dtype, batch size, token
+    limit, repetition guard, constrained), passed whole: every generation option reaches `predict`
+    in `_predict`. A model path with those options as keywords builds the group."""
 
-        self.model_path = str(model_path)
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
+    def __init__(self, generation: GenerationArgs | str | Path, *, quantized: bool | None = None, **options: Any):
+        # The server passes the shared group whole; a model path + GenerationArgs fields
+        # (`PaddleOCRVLService("runs/ft-int8", max_new_tokens=8, device="cpu")`) builds the same group.
+        if not isinstance(generation, GenerationArgs):
+            generation = GenerationArgs(model=str(generation), **options)
+        elif options:
+            raise TypeError(f"pass generation options inside the GenerationArgs, not as {sorted(options)}")
+        self.generation = generation
+        model_path = generation.model
         detected = is_quantized_folder(model_path)
         self.quantized = detected if quantized is None else quantized
         if self.quantized and not detected:
             raise QuantizationError(f"{model_path} is not a quantized model folder (no quantization.json); "
                                     "run `finscribe quantize` first or drop --quantized")
         if self.quantized:
-            self.model, self.processor = load_quantized_model(model_path, device=device)
+            self.model, self.processor = load_quantized_model(model_path, device=generation.device)
         else:
-
-            self.model, self.processor = load_model(model_path, device=device)
+            self.model, self.processor = generation.load()
             if hasattr(self.model, "merge_and_unload"):  # an adapter: merge once, serve a plain model
                 self.model = self.model.merge_and_unload()
         self.model.eval()
+        # Responses name the model by its folder name only: the server's paths are nobody's business.
+        self.model_name = Path(str(model_path)).name or str(model_path)
+
+    @property
+    def batch_size(self) -> int:
+        return self.generation.batch_size
 
     def info(self) -> dict[str, Any]:
-        """What `GET /v1/model` reports."""
-
+        """What `GET /v1/model` reports (no server paths)."""
         method = None
         if self.quantized:
-
-            method = json.loads((Path(self.model_path) / META_FILE).read_text(encoding="utf-8"))["method"]
+            method = json.loads((Path(self.generation.model) / META_FILE).read_text(encoding="utf-8"))["method"]
         dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
-        return {"model_path": self.model_path, "quantized": bool(self.quantized), "quantization": method,
+        return {"model": self.model_name, "quantized": bool(self.quantized), "quantization": method,
                 "dtype": str(dtype).removeprefix("torch."), "parameters": count_parameters(self.model),
                 "device": str(next(self.model.parameters()).device),
-                "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}
+                "max_new_tokens": self.generation.max_new_tokens, "batch_size": self.generation.batch_size,
+                "constrained": self.generation.constrained}
+
+    def _predict(self, crops: list[Image.Image], region: str) -> list[Prediction]:
+        # The one place GenerationArgs becomes predict options: a new generation option is wired here.
+        g = self.generation
+        return predict(self.model, self.processor, crops, region, max_new_tokens=g.max_new_tokens,
+                       batch_size=g.batch_size, repetition_window=g.repetition_window, constrained=g.constrained)
 
     def extract(self, page_image: Image.Image, boxes: dict[str, Box] | None = None) -> dict[str, Any]:
-        """Extract one page → {"document", "violations", "regions", "timings", "model"}."""
+        """Extract one page → {"document", "violations", "valid", "regions", "timings", "model"}."""
         return self.extract_pages([(page_image, boxes)])[0]
 
+    def extract_document(self, pages: list[tuple[Image.Image, dict[str, Box] | None]]) -> dict[str, Any]:
+        """Extract every page of one file → the merged, validated document + per-page results."""
+        results = self.extract_pages(pages)
+        return {**document_result(results), "pages": results}
+
     def extract_pages(self, pages: list[tuple[Image.Image, dict[str, Box] | None]]) -> list[dict[str, Any]]:
-        """Extract several pages at once: crops of the same region type from all pages share batches.
+        """Extract several pages at once (see `extract_split`)."""
+        start = time.perf_counter()
+        split_pages, split_seconds = [], []
+        for number, (image, boxes) in enumerate(pages, start=1):
+            t = time.perf_counter()
+            split_pages.append(split_page(image, boxes, f"page {number}"))
+            split_seconds.append(time.perf_counter() - t)
+        return self.extract_split(split_pages, split_seconds, start)
+
+    def extract_split(self, split_pages: list[list[Crop]], split_seconds: list[float] | None = None,
+                      start: float | None = None) -> list[dict[str, Any]]:
+        """Extract pages already split into crops (`split_page`): crops of the same region type
+        from all pages share batches.
 
         `timings.extract` is the wall time of the shared batched generation (the same for every
         page extracted together); `split` and `validate` are per page.
         """
-
-        start = time.perf_counter()
-        split_pages, split_seconds = [], []
-        for image, boxes in pages:
-            t = time.perf_counter()
-            split_pages.append(split_page(image, boxes))
-            split_seconds.append(time.perf_counter() - t)
-
+        start = time.perf_counter() if start is None else start
+        split_seconds = split_seconds or [0.0] * len(split_pages)
         t = time.perf_counter()
         by_region: dict[str, list[tuple[int, Image.Image]]] = {}
         for page_index, crops in enumerate(split_pages):
@@ -156,14 +209,12 @@ class PaddleOCRVLService:
                 by_region.setdefault(region, []).append((page_index, crop))
         predictions: dict[tuple[int, str], Any] = {}
         for region, items in by_region.items():
-            outputs = predict(self.model, self.processor, [crop for _, crop in items], region,
-                              max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+            outputs = self._predict([crop for _, crop in items], region)
             for (page_index, _), prediction in zip(items, outputs, strict=True):
                 predictions[(page_index, region)] = prediction
         extract_seconds = time.perf_counter() - t
 
         results = []
-        model_name = Path(self.model_path).name or self.model_path
         for page_index, crops in enumerate(split_pages):
             document: dict[str, Any] = {}
             regions: dict[str, Any] = {}
@@ -190,6 +241,6 @@ class PaddleOCRVLService:
                 "regions": regions,
                 "timings": {"split": split_seconds[page_index], "extract": extract_seconds,
                             "validate": validate_seconds, "total": time.perf_counter() - start},
-                "model": model_name,
+                "model": self.model_name,
             })
         return results

@@ -2,8 +2,14 @@
 
     python examples/evaluate_model.py --image crop.png --ground-truth crop.json \
         --model runs/train/final --output results.json [--region totals_section]
+    python examples/evaluate_model.py --image invoice.pdf --ground-truth label.json --model runs/train/final
     python compare_base_vs_finetuned.py --image crop.png --model runs/train/final \
         --output comparison.json [--base models/paddleocr-vl] [--ground-truth crop.json] [--region R]
+
+The document is read by `finscribe.ingest.read_document`, the intake the service uses: PNG, JPEG,
+TIFF or PDF, one page or many. A multi-page file is predicted page by page and its pages merged
+into one document (`finscribe.data.merge.merge_pages`, as the service merges them), which is what
+is scored and validated; each page's prediction stays in the result under "pages".
 
 `--base` defaults to the model --model was fine-tuned from (finscribe.model_card.base_model_of).
 
@@ -20,6 +26,7 @@ from typing import Any
 
 from finscribe.config import config_to_dict, parse_config
 from finscribe.data.formatters import PAGE, serialize_target
+from finscribe.data.merge import merge_pages
 from finscribe.data.schema import (
     REGIONS,
     SchemaError,
@@ -31,7 +38,8 @@ from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
 from finscribe.eval.validation import validate_document
 from finscribe.fileio import write_json_atomic
-from finscribe.inference import predict
+from finscribe.inference import GenerationArgs, Prediction, predict
+from finscribe.ingest import DEFAULT_LIMITS, IngestLimits, probe_document, read_document
 from finscribe.model import ModelNotAvailableError, load_model
 from finscribe.model_card import ModelProvenanceError, base_model_of
 
@@ -62,14 +70,40 @@ def read_ground_truth(path: str | Path, region: str | None = None) -> tuple[str,
     return region, label[region]
 
 
-def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
-                      ground_truth: dict[str, Any] | None = None, *, max_new_tokens: int = 512,
-                      constrained: bool = False) -> dict[str, Any]:
-    """Predict one image; with ground-truth fields, score it as `evaluate` scores a record."""
+def combine_pages(predictions: list[Prediction], region: str) -> Prediction:
+    """One Prediction for a multi-page document: the pages' parsed outputs merged (`merge_pages`),
+    their raw texts joined by newlines, token counts and times summed."""
+    if len(predictions) == 1:
+        return predictions[0]
+    parsed_pages = [p.parsed for p in predictions if p.parsed is not None]
+    parsed = None
+    if parsed_pages:
+        documents = parsed_pages if region == PAGE else [{region: fields} for fields in parsed_pages]
+        merged, _ = merge_pages(documents)
+        parsed = merged if region == PAGE else merged.get(region, {})
+    errors = [f"page {n}: {p.error}" for n, p in enumerate(predictions, start=1) if p.error]
+    return Prediction(parsed=parsed, raw_text="\n".join(p.raw_text for p in predictions),
+                      error="; ".join(errors) or None, repetition=any(p.repetition for p in predictions),
+                      prompt_tokens=sum(p.prompt_tokens for p in predictions),
+                      new_tokens=sum(p.new_tokens for p in predictions), seconds=sum(p.seconds for p in predictions))
 
-    [prediction] = predict(model, processor, [image], region, max_new_tokens=max_new_tokens, batch_size=1,
-                           constrained=constrained)
-    result: dict[str, Any] = {"image": str(image), "region": region, "prediction": prediction.to_dict()}
+
+def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
+                      ground_truth: dict[str, Any] | None = None, *, generation: GenerationArgs | None = None,
+                      limits: IngestLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Predict one document file (any page count); with ground-truth fields, score it as
+    `evaluate` scores a record. `generation` gives max_new_tokens, batch_size, repetition_window
+    and constrained."""
+    kind, pages = read_document(image, limits)  # IngestError names the file
+    g = generation or GenerationArgs(model="(given)")
+    page_predictions = predict(model, processor, pages, region, max_new_tokens=g.max_new_tokens,
+                               batch_size=g.batch_size, repetition_window=g.repetition_window,
+                               constrained=g.constrained)
+    prediction = combine_pages(page_predictions, region)
+    result: dict[str, Any] = {"image": str(image), "kind": kind, "num_pages": len(pages), "region": region,
+                              "prediction": prediction.to_dict()}
+    if len(pages) > 1:
+        result["pages"] = [{"page": n, "prediction": p.to_dict()} for n, p in enumerate(page_predictions, start=1)]
     if prediction.parsed is not None:
         doc = prediction.parsed if region == PAGE else {region: prediction.parsed}
         result["violations"] = [f"{v.rule}: {v.field}: {v.message}" for v in validate_document(doc)]
@@ -90,16 +124,18 @@ def _region_and_truth(config: DocumentEvalConfig) -> tuple[str, dict[str, Any] |
     return config.region or PAGE, None
 
 
-def _load(model_id: str, device: str | None, flag: str) -> tuple[Any, Any]:
+def _load(model_id: str, generation: GenerationArgs, flag: str) -> tuple[Any, Any]:
     try:
-        return load_model(model_id, device=device)
+        return load_model(model_id, dtype=generation.dtype, device=generation.device)
     except ModelNotAvailableError as err:
         raise ModelNotAvailableError(f"{flag} {model_id}: {err}") from None
 
 
 def _check_image(path: Path) -> None:
+    """Check the document (type, pages, sizes: headers only) before any model is loaded; IngestError names the file."""
     if not Path(path).is_file():
-        raise EvaluationError(f"image {path} not found; pass --image PATH of an existing image or PDF")
+        raise EvaluationError(f"image {path} not found; pass --image PATH of an existing PNG, JPEG, TIFF or PDF")
+    probe_document(path)
 
 
 def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py") -> int:
@@ -107,10 +143,9 @@ def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py"
     config = parse_config(DocumentEvalConfig, argv, prog, "Evaluate a model on one document image.")
     _check_image(config.image)
     region, truth = _region_and_truth(config)
-    model, processor = _load(config.model, config.device, "--model")
-    result = {"settings": config_to_dict(config), "model": config.model,
-              **evaluate_document(model, processor, config.image, region, truth, max_new_tokens=config.max_new_tokens,
-                                   constrained=config.constrained)}
+    model, processor = _load(config.generation.model, config.generation, "--model")
+    result = {"settings": config_to_dict(config), "model": config.generation.model,
+              **evaluate_document(model, processor, config.image, region, truth, generation=config.generation)}
     write_json_atomic(config.output, result)
     print(result["prediction"]["raw_text"])
     for key, label in METRICS:
@@ -129,16 +164,15 @@ def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_fin
     region, truth = _region_and_truth(config)
     if config.base is None:  # the model's own base, never a hub id picked blindly
         try:
-            config.base = base_model_of(config.model)
+            config.base = base_model_of(config.generation.model)
         except ModelProvenanceError as err:
             raise ModelProvenanceError(f"--base not given and {err}") from None
-        print(f"--base not given: using {config.base}, the base {config.model} was trained from")
+        print(f"--base not given: using {config.base}, the base {config.generation.model} was trained from")
     results = {}
-    for name, model_id, flag in (("base", config.base, "--base"), ("model", config.model, "--model")):
-        model, processor = _load(model_id, config.device, flag)
+    for name, model_id, flag in (("base", config.base, "--base"), ("model", config.generation.model, "--model")):
+        model, processor = _load(model_id, config.generation, flag)
         results[name] = {"model": model_id, **evaluate_document(model, processor, config.image, region, truth,
-                                                                 max_new_tokens=config.max_new_tokens,
-                                   constrained=config.constrained)}
+                                                                 generation=config.generation)}
         del model, processor
     out: dict[str, Any] = {"settings": config_to_dict(config), "image": str(config.image), "region": region, **results}
     if truth is not None:

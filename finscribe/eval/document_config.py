@@ -5,19 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from finscribe.config import arg
+from finscribe.config import arg, group
+from finscribe.generation_args import GenerationArgs
 
 
 @dataclass
 class DocumentEvalConfig:
-    image: Path = arg(help="the crop or page image")
-    model: str = arg(help="model folder (or LoRA adapter folder) or hub id")
+    generation: GenerationArgs = group("the model (--model: folder, LoRA adapter or hub id) and how it generates "
+                                       "(--max-new-tokens, --constrained, --device, ...)")
+    image: Path = arg(help="the document: a crop or page image (PNG, JPEG, TIFF) or a PDF, one page or many")
     output: Path = arg(Path("results.json"), "JSON file to write")
     ground_truth: Path | None = arg(None, "region annotation or full label JSON to score against")
     region: str | None = arg(None, "region of the image (default: the annotation's region, else 'page')")
-    max_new_tokens: int = arg(512, "hard cap on generated tokens")
-    constrained: bool = arg(False, "schema-constrained decoding (only the region's JSON schema can be emitted)")
-    device: str | None = arg(None, "cuda, cpu, ... (default: cuda when available)")
 
 
 @dataclass

@@ -50,6 +50,13 @@ from finscribe.training.lora import apply_lora
 from finscribe.training.model import (
     load_model,
 )
+from finscribe.training.resume import (
+    checked_checkpoint,
+    latest_complete_checkpoint,
+    loss_total,
+    trim_metrics,
+    write_loss_total,
+)
 from finscribe.training.train_config import TrainConfig  # noqa: F401  (the stage's config, torch-free)
 
 logger = logging.getLogger(__name__)
@@ -204,6 +211,21 @@ class FinScribeTrainer(Trainer):
     def __init__(self, *args: Any, vision_lr: float | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.vision_lr = vision_lr
+        self.loss_before_resume = 0.0  # Σ per-step loss of the steps before a resume (training/resume.py)
+
+    def _save_checkpoint(self, model, trial):
+        # The whole run's loss sum goes into the checkpoint BEFORE Trainer writes trainer_state.json
+        # (its last file), so a complete checkpoint always has it.
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            write_loss_total(folder, self.state.global_step,
+                             self.loss_before_resume + self._total_loss_scalar + self._tr_loss.item())
+        super()._save_checkpoint(model, trial)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "train_loss" in logs and self.state.global_step > 0:  # the summary: the mean over the WHOLE run
+            logs = {**logs, "train_loss": (self.loss_before_resume + self._total_loss_scalar) / self.state.global_step}
+        super().log(logs, start_time)
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
@@ -253,15 +275,13 @@ def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> Traini
     )
 
 
-def _resolve_resume(config: TrainConfig) -> str | bool | None:
+def _resolve_resume(config: TrainConfig, is_main: bool = True) -> str | None:
+    """The checkpoint to resume from: 'latest' is the newest COMPLETE checkpoint-N (see resume.py)."""
     if config.resume_from_checkpoint is None:
         return None
     if config.resume_from_checkpoint == "latest":
-        return True  # Trainer picks the last checkpoint-N in output_dir
-    path = Path(config.resume_from_checkpoint)
-    if not path.is_dir():
-        raise TrainingDataError(f"--resume-from-checkpoint {path}: no such checkpoint folder")
-    return str(path)
+        return str(latest_complete_checkpoint(Path(config.output_dir), remove_broken=is_main))
+    return str(checked_checkpoint(Path(config.resume_from_checkpoint)))
 
 
 def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset: Any = None) -> Path:
@@ -306,7 +326,12 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
     )
     if generation_eval is not None:
         generation_eval.log = trainer.log
-    trainer.train(resume_from_checkpoint=_resolve_resume(config))
+    checkpoint = _resolve_resume(config, is_main=args.process_index == 0)
+    if checkpoint is not None:
+        trainer.loss_before_resume = loss_total(Path(checkpoint))
+        if args.process_index == 0:
+            trim_metrics(output_dir / "metrics.jsonl", Path(checkpoint))
+    trainer.train(resume_from_checkpoint=checkpoint)
     if collator.truncated:
         logger.warning("%d answers were cut to --max-length %s", collator.truncated, config.max_length)
     trainer.save_model(str(output_dir))  # model or adapter (+ processor, as processing_class)

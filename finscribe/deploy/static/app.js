@@ -145,6 +145,22 @@ function renderPage(page, count, localUrl) {
   return node;
 }
 
+// A multi-page file: the pages merged into one document, validated as a whole (above the pages).
+function renderDocument(data) {
+  const node = template.content.firstElementChild.cloneNode(true);
+  node.querySelector(".page-title").textContent = `Whole document (${data.num_pages} pages merged)`;
+  renderValidation(node.querySelector(".validation"), data);
+  node.querySelector(".page-view").remove();
+  renderFields(node.querySelector(".fields tbody"), data.document, data.violations);
+  renderLineItems(node.querySelector(".line-items tbody"), data.document);
+  const conflicts = (data.conflicts || []).map((c) =>
+    `${c.region}.${c.field}: kept page ${c.page} (${JSON.stringify(c.value)}), page ${c.other_page} says ${JSON.stringify(c.other_value)}`);
+  node.querySelector(".raw summary").textContent = "Values the pages disagree on";
+  node.querySelector(".raw pre").textContent = conflicts.length ? conflicts.join("\n") : "none";
+  node.querySelector(".timings").textContent = "";
+  return node;
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!chosenFile) return;
@@ -164,6 +180,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     const localUrl = URL.createObjectURL(chosenFile);
+    if (data.num_pages > 1) results.appendChild(renderDocument(data));
     data.pages.forEach((page) => results.appendChild(renderPage(page, data.num_pages, localUrl)));
     setStatus(`Done: ${data.num_pages} page(s) in ${data.timings.total.toFixed(2)} s`, "done");
   } catch (err) {
@@ -176,7 +193,7 @@ form.addEventListener("submit", async (event) => {
 fetch("/v1/model").then((r) => r.json()).then((info) => {
   const q = info.quantized ? `INT8 (${info.quantization})` : info.dtype;
   document.getElementById("model-info").textContent =
-    `model: ${info.model_path} · ${q} · ${(info.parameters / 1e6).toFixed(1)} M parameters · ${info.device}`;
+    `model: ${info.model} · ${q} · ${(info.parameters / 1e6).toFixed(1)} M parameters · ${info.device}`;
 }).catch(() => {
   document.getElementById("model-info").textContent = "model: unavailable";
 });
