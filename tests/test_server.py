@@ -84,8 +84,12 @@ def test_serve_takes_the_shared_generation_group_with_the_same_flags():
 
     config = parse_config(ServeConfig, ["--model", "m", "--device", "cpu", "--batch-size", "3", "--max-new-tokens", "5",
                                         "--max-decoded-mb", "64", "--constrained"], "serve", "")
-    assert config.generation == GenerationArgs(model="m", device="cpu", batch_size=3, max_new_tokens=5, constrained=True)
+    expected = GenerationArgs(model="m", device="cpu", batch_size=3, max_new_tokens=5, constrained=True)
+    assert dataclasses.asdict(config.generation) == dataclasses.asdict(expected)
     assert config.max_decoded_mb == 64
+    # the service decodes constrained by default (issue 15); --no-constrained turns it off
+    assert parse_config(ServeConfig, ["--model", "m"], "serve", "").generation.constrained is True
+    assert parse_config(ServeConfig, ["--model", "m", "--no-constrained"], "serve", "").generation.constrained is False
 
 
 def test_pdf_every_page_is_extracted_with_the_page_prompt(server):

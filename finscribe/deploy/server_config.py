@@ -11,8 +11,17 @@ from finscribe.limits import MAX_PIXELS
 
 
 @dataclass
+class ServeGenerationArgs(GenerationArgs):
+    """The service's generation options: the same flags, but constrained decoding on by default, so
+    that an answer is always a JSON object of the region's schema (`--no-constrained` turns it off)."""
+
+    constrained: bool = arg(True, "schema-constrained decoding: the model can only emit a JSON object of the "
+                                  "region's schema (known keys, canonical amounts and dates); --no-constrained to turn off")
+
+
+@dataclass
 class ServeConfig:
-    generation: GenerationArgs = group("the served model (--model: fine-tuned, LoRA adapter, merged or quantized "
+    generation: ServeGenerationArgs = group("the served model (--model: fine-tuned, LoRA adapter, merged or quantized "
                                        "with `finscribe quantize`) and how it generates")
     host: str = arg("127.0.0.1", "interface to listen on (0.0.0.0 exposes the service to the network)")
     port: int = arg(8000, "TCP port (0 = any free port)")

@@ -241,6 +241,6 @@ class PaddleOCRVLService:
                 "regions": regions,
                 "timings": {"split": split_seconds[page_index], "extract": extract_seconds,
                             "validate": validate_seconds, "total": time.perf_counter() - start},
-                "model": self.model_name,
+                "model": self.model_name, "constrained": self.generation.constrained,  # which decoding mode answered
             })
         return results
