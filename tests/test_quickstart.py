@@ -62,3 +62,16 @@ def test_quickstart_help_lists_the_model_option(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert "--model" in text and "PaddleOCR-VL" in text and "--max-steps" in text
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 17: the committed tiny reader does not read yet (pretraining unfinished; "
+                                       "held-out line CER in finscribe/assets/tiny_reader/README.md), so the fine-tuned "
+                                       "model scores about the same on blank images. Strict: passing means the reader "
+                                       "reads — then drop this mark.")
+def test_quickstart_recipe_learns_to_read_the_image(tmp_path):
+    """The quickstart's recipe at reduced size: fine-tuning the reader must give accuracy that needs
+    the image (fine-tuned minus the same model on blank images), positive and large."""
+    config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=300, eval_limit=40)
+    summary = run_quickstart(config)
+    assert summary["image_dependent_field_accuracy"] > 0.3, summary["overall"]
