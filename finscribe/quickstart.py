@@ -3,7 +3,7 @@
 generate invoices → build the dataset → train → evaluate → compare base vs fine-tuned (with the
 blank-image control) → print where the reports are and the headline numbers.
 
-    finscribe quickstart                                   # CPU: fine-tune the tiny reader (~10-15 min)
+    finscribe quickstart                                   # CPU: fine-tune the tiny reader (time: README)
     finscribe quickstart --model PaddlePaddle/PaddleOCR-VL  # GPU: the real 0.9B model, LoRA
 
 Every step writes under `--output-dir` (default runs/quickstart): data/, dataset/, model/, eval/,
