@@ -99,8 +99,10 @@ A tiny PaddleOCR-VL (`PaddleOCRVLForConditionalGeneration`, text {config.hidden_
 {config.vision_hidden_size}x{config.vision_layers}, RoPE theta {config.rope_theta:g}, byte-level BPE of
 {config.vocab_size} tokens with one token per digit) pretrained on the real model's base task, `OCR:` -> the
 text of a crop, on fresh synthetic invoice crops at {config.dpi} dpi (every locale, font and layout but
-{', '.join(config.held_out_layouts)}; {config.degrade_probability:.0%} of pages degraded). It reads but knows
-no JSON schema: `finscribe quickstart` fine-tunes it into the extractor, as PaddleOCR-VL is fine-tuned.
+{', '.join(config.held_out_layouts)}; {config.degrade_probability:.0%} of pages degraded). It knows no JSON
+schema: `finscribe quickstart` fine-tunes it into the extractor, as PaddleOCR-VL is fine-tuned. How well
+it reads at this step is measured below{"" if held_out["step"] >= config.max_steps else
+" (pretraining unfinished: resume with `finscribe pretrain-reader --output-dir pretrain/tiny_reader`)"}.
 
 Made with `finscribe pretrain-reader` (settings in pretrain_config.json, curve in curve.png); it loads by
 path: `finscribe.model.load_model("finscribe/assets/tiny_reader")`.
