@@ -116,8 +116,9 @@ def model_card(model_dir: str | Path, *, evaluation: dict[str, Any] | None = Non
                   f"- training records: {data.get('train_records', 'n/a')}"
                   + (f" (mixed at shares {data['mix']})" if data.get("mix") else "")]
         coverage = data.get("field_coverage") or {}
-        if coverage:
-            lines.append(f"- regions: {', '.join(sorted(coverage))}")
+        for region, cover in sorted(coverage.items()):  # partial annotations: say which fields were taught
+            fields = ", ".join(f"{name} {count}" for name, count in cover.get("fields", {}).items())
+            lines.append(f"- {region}: {cover.get('records', 'n/a')} records; fields annotated: {fields or 'none'}")
     else:
         lines.append("- not recorded in this folder")
     lines += ["", "## Recipe", ""]

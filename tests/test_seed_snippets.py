@@ -196,6 +196,7 @@ def test_guide_lora_training_command_and_its_model_card(lora_model, tiny_model_d
     card = (lora_model / "README.md").read_text()
     assert card.startswith("---\nbase_model:") and "library_name: peft" in card and "LoRA (r 16" in card
     assert "training records:" in card and "## Intended use" in card and "train loss" in card
+    assert "fields annotated:" in card  # how many fields each region's training data carried (issue 14)
 
 
 def test_guide_troubleshooting_flags_exist():
