@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from file_helpers import write_annotation as _annotation
+from file_helpers import write_png as _png
 from PIL import Image
 
 from finscribe.cli import main as cli_main
@@ -37,16 +39,6 @@ def _invoice() -> Invoice:
         subtotal=Decimal("37.50"), discount=Decimal("0"), tax_rate=Decimal("19"),
         tax_amount=Decimal("7.13"), total=Decimal("44.63"), locale="de_DE",
     )
-
-
-def _png(path: Path, size=(64, 40)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, "white").save(path)
-
-
-def _annotation(path: Path, region: str, fields: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"region": region, "fields": fields}), encoding="utf-8")
 
 
 @pytest.fixture

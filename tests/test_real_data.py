@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from file_helpers import write_annotation as _annotation
+from file_helpers import write_png as _png
 from PIL import Image
 
 from finscribe.data.build_dataset import (
@@ -34,17 +36,6 @@ from finscribe.eval.field_accuracy import field_accuracy, field_accuracy_details
 from finscribe.eval.report_markdown import coverage_lines
 from finscribe.eval.teds import table_teds
 from finscribe.limits import MAX_PIXELS, PROCESSOR_MAX_PIXELS
-
-
-def _png(path: Path, size=(64, 40)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, "white").save(path)
-
-
-def _annotation(path: Path, region: str, fields: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"region": region, "fields": fields}), encoding="utf-8")
-
 
 # ----------------------------------------------------------------------------- partial annotations
 
