@@ -17,6 +17,8 @@ from finscribe.deploy.service import (
 from finscribe.inference import GenerationArgs
 from finscribe.ingest import IngestError
 from finscribe.limits import PROCESSOR_MAX_PIXELS
+from finscribe.quickstart_config import TINY_READER
+from finscribe.synthetic.ocr_text import page_samples
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +88,18 @@ def test_extract_returns_the_documented_shape(service):
     assert result["timings"]["total"] >= result["timings"]["extract"] > 0
 
 
-def test_batched_pages_equal_pages_extracted_alone(service):
-    pages = [Image.new("RGB", (300, 200), color) for color in ("white", (200, 220, 240), (30, 30, 30))]
-    boxes = {"totals_section": [100, 100, 300, 200]}
-    together = service.extract_pages([(p, boxes) for p in pages])
-    alone = [service.extract(p, boxes) for p in pages]
+def test_batched_pages_equal_pages_extracted_alone():
+    """The committed tiny reader answers each rendered totals block with its own text, so a page
+    mix-up in the batch (or padding that leaks between pages of different sizes) changes an answer."""
+    blocks = [s for index in range(4) for s in page_samples(987_654, index, degrade_probability=0.0)
+              if s.kind == "block" and s.region == "totals_section"][:3]
+    pages = [(b.image, {"totals_section": [0, 0, *b.image.size]}) for b in blocks]
+    assert len({b.image.size for b in blocks}) > 1  # mixed sizes: left padding and per-image patches in one batch
+    reader = PaddleOCRVLService(GenerationArgs(model=str(TINY_READER), max_new_tokens=16, batch_size=4, device="cpu"))
+    together = reader.extract_pages(pages)
+    alone = [reader.extract(image, boxes) for image, boxes in pages]
+    answers = [r["regions"]["totals_section"]["raw_text"] for r in together]
+    assert len(set(answers)) == len(pages), answers  # the answers depend on the page
     assert [r["regions"] for r in together] == [r["regions"] for r in alone]
 
 
