@@ -44,7 +44,18 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
     comparison = (out / "compare" / "comparison.md").read_text()
     assert "base" in comparison.lower() and "field accuracy" in comparison.lower()
     assert "model on blank images" in comparison
+    # goals are printed beside the measured figure, each measured figure the one of the reports
+    goals = {g["goal"]: g for g in summary["goals"]}
+    model_region = comparison_json["per_region"]["totals_section"]["model"]
+    assert goals["totals_section field accuracy"]["measured"] == pytest.approx(model_region["field_accuracy"])
+    assert goals["totals_section field accuracy"]["met"] == (model_region["field_accuracy"] >= 0.85)
+    assert goals["field accuracy that needs the image (points)"]["target"] == 0.55
+    digits = summary["amount_digits_by_position"]
+    assert digits["model"] == comparison_json["digit_positions"]["model"]["all amounts"]
+    assert digits["model"]["10^-2"]["total"] >= 4  # every test crop's amounts have a cents digit
+    assert "Amount digits by position" in comparison
     printed = capsys.readouterr().out
+    assert "goals (issue 17" in printed and "amount digits right by position" in printed
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
     records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
     assert {r["region"] for r in records} == {"totals_section"}

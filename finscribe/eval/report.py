@@ -33,6 +33,7 @@ from finscribe.data.selection import load_selection
 from finscribe.errors import FinScribeError
 from finscribe.eval import charts
 from finscribe.eval.bootstrap import paired_bootstrap
+from finscribe.eval.digits import digit_position_accuracy
 from finscribe.eval.report_config import CompareConfig, EvaluateConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown
 from finscribe.eval.scoring import (
@@ -186,11 +187,13 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "document (source_id)", "level": 0.95},
         "deltas": _deltas(base_rows, model_rows, config.resamples, config.seed),
         "per_region": _side_by_side(base_rows, model_rows, lambda r: r["region"]),
+        "digit_positions": {"base": digit_position_accuracy(base_rows), "model": digit_position_accuracy(model_rows)},
         "held_out_layouts": sorted(held_out),
     }
     if config.blank_images:
         control_rows, _ = run_model(config.generation, records, show_progress=show_progress, blank_images=True)
         result["blank_images"] = {"overall": metrics(control_rows), "per_field": per_field_accuracy(control_rows),
+                                  "digit_positions": digit_position_accuracy(control_rows),
                                   "per_region": {region: metrics([r for r in control_rows if r["region"] == region])
                                                  for region in result["per_region"]}}
         write_jsonl_atomic(out / "blank_images_predictions.jsonl", control_rows)

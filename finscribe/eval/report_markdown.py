@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from finscribe.eval.digits import digit_table
 from finscribe.eval.scoring import METRICS
 
 _SHORT = {"field_accuracy": "field acc", "numeric_accuracy": "numeric", "exact_match": "exact",
@@ -73,6 +74,12 @@ def report_markdown(report: dict[str, Any]) -> str:
     for name, row in report["per_field"].items():
         lines.append(f"| {_cell(name)} | {_f(row['accuracy'])} | {row['correct']} / {row['total']} |")
     lines += coverage_lines(report.get("field_coverage") or {})
+    if report.get("digit_positions"):
+        lines += ["", "## Amount digits by position", "",
+                  "Share of the reference's digits right at each power of ten (predicted and reference amounts "
+                  "aligned at the decimal point; digit count in brackets): a reading model misses few positions, "
+                  "a guessing one gets the likely leading digits and misses the rest.", ""]
+        lines += digit_table(report["digit_positions"])
     lines += ["", "## Errors", "", "![error breakdown](error_breakdown.png)", "", "| outcome | records |", "|---|---:|"]
     lines += [f"| {kind} | {n} |" for kind, n in report["error_breakdown"].items()]
     if report["violations"]:
@@ -111,6 +118,7 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         lines += ["", "*Model on blank images*: the fine-tuned model once more, on white images of the same sizes. "
                   "What it still scores there comes from priors (schema, typical values), not from reading; "
                   "only the part of its score above that column needs the document."]
+    lines += _digit_sections(result)
     sections = [("Per region", result["per_region"])]
     if "generalisation" in result:
         sections.append(("Seen vs held-out layouts", result["generalisation"]))
@@ -124,3 +132,18 @@ def comparison_markdown(result: dict[str, Any]) -> str:
                          f"| {_signed(delta)} | {_f(b['char_accuracy'])} | {_f(m['char_accuracy'])} "
                          f"| {_f(b['validation_pass_rate'])} | {_f(m['validation_pass_rate'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _digit_sections(result: dict[str, Any]) -> list[str]:
+    """Amount digits right per position: all amounts for base, model and the blank-image control,
+    then the model per field (where a run that does not read yet stalls)."""
+    digits = result.get("digit_positions") or {}
+    sides = {"base": digits.get("base", {}), "model": digits.get("model", {}),
+             "model on blank images": result.get("blank_images", {}).get("digit_positions", {})}
+    every = {name: table["all amounts"] for name, table in sides.items() if "all amounts" in table}
+    if not every:
+        return []
+    return ["", "## Amount digits by position", "",
+            "Share of the reference's digits right at each power of ten (amounts aligned at the decimal point; "
+            "digit count in brackets).", "", *digit_table(every), "", "Fine-tuned model per field:", "",
+            *digit_table(sides["model"])]

@@ -32,6 +32,7 @@ from rapidfuzz.distance import Levenshtein
 from finscribe.data.formatters import PAGE
 from finscribe.data.schema import document_currency
 from finscribe.eval.bootstrap import bootstrap_ci
+from finscribe.eval.digits import digit_position_accuracy
 from finscribe.eval.field_accuracy import (
     FieldAccuracy,
     aggregate,
@@ -187,6 +188,7 @@ def summarise(rows: Sequence[dict[str, Any]], *, held_out_layouts: Sequence[str]
         split = _grouped(rows, lambda r: HELD_OUT if r["layout"] in held_out else SEEN)
         report["generalisation"] = {name: metrics(split.get(name, [])) for name in (SEEN, HELD_OUT)}
     report["per_field"] = per_field_accuracy(rows)
+    report["digit_positions"] = digit_position_accuracy(rows)
     report["error_breakdown"] = dict(Counter(error_kind(row) for row in rows).most_common())
     report["violations"] = dict(Counter(v.split(":")[0] for row in rows for v in row["violations"]).most_common())
     n = max(len(rows), 1)
