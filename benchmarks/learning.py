@@ -5,8 +5,8 @@ the quickstart's recipe and data settings, keeps a checkpoint every `--max-steps
 steps, then evaluates the reader before fine-tuning and every checkpoint on the test split
 (held-out invoices; the held-out layout separately; per region), each point once more on blank
 images of the same sizes (the prior-only control: the accuracy above it is what the model reads
-from the document). Writes OUTPUT/learning.json, OUTPUT/learning.md (the table for
-benchmarks/RESULTS.md) and OUTPUT/learning_curve.png.
+from the document). Writes OUTPUT_DIR/learning.json, OUTPUT_DIR/learning.md (the table for
+benchmarks/RESULTS.md) and OUTPUT_DIR/learning_curve.png.
 
     .venv/bin/python benchmarks/learning.py --output-dir benchmarks/results/learning
     .venv/bin/python benchmarks/learning.py --data runs/quickstart/dataset/records.jsonl --max-steps 1200

@@ -81,7 +81,7 @@ def run(config: MiningReplayConfig) -> dict[str, Any]:
                                                       max_new_tokens=config.max_new_tokens),
                             records=RecordSelection(data=config.mine_data or config.data, split=config.mine_split,
                                                     regions=regions),
-                            error_dir=out / "hard_samples"))
+                            output_dir=out / "hard_samples"))
     mined_types = set(mined["by_type"]) - {"OTHER"}
     print(f"mined {mined['errors']} of {mined['samples']} validation crops: {mined['by_type']}", flush=True)
 

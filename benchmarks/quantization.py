@@ -5,9 +5,9 @@ RESULTS.md figures:
 
     python tests/deploy_helpers.py runs/bench/overfit          # overfit tiny model + its 4 crops
     python benchmarks/quantization.py --model runs/bench/overfit --data runs/bench/overfit-data \
-        --output runs/bench/quant-tiny --repeats 5
+        --output-dir runs/bench/quant-tiny --repeats 5
     python benchmarks/quantization.py --full-size-random --model runs/bench/overfit \
-        --data runs/bench/overfit-data --output runs/bench/quant-full --limit 2 --repeats 2 \
+        --data runs/bench/overfit-data --output-dir runs/bench/quant-full --limit 2 --repeats 2 \
         --fixed-new-tokens 8
 """
 

@@ -9,8 +9,8 @@ a totals crop holds four such amounts plus labels.
 
     .venv/bin/python benchmarks/reading_probe.py --steps 2000 --output-dir benchmarks/results/reading_probe
 
-Writes OUTPUT/reading_probe.json (loss and held-out exact/digit accuracy per evaluation point)
-and OUTPUT/reading_probe.png. Digit accuracy compares the answer right-aligned with the truth,
+Writes OUTPUT_DIR/reading_probe.json (loss and held-out exact/digit accuracy per evaluation point)
+and OUTPUT_DIR/reading_probe.png. Digit accuracy compares the answer right-aligned with the truth,
 character by character ("always 1111.11" scores ~20 %).
 """
 

@@ -25,14 +25,18 @@ T = TypeVar("T")
 
 
 def arg(default: Any = dataclasses.MISSING, help: str = "", *, trainer: str | tuple[str, ...] | None = None,
-        **kwargs: Any) -> Any:
+        aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:
     """A dataclass field with CLI help text: `num_samples: int = arg(100, "how many invoices")`.
 
     `trainer` names the `transformers.TrainingArguments` field(s) the option sets (`epochs` →
-    "num_train_epochs"): TrainingArguments is then built from the config, not copied field by field."""
-    metadata = {"help": help}
+    "num_train_epochs"): TrainingArguments is then built from the config, not copied field by field.
+    `aliases` are old spellings of the flag (`("--output",)` for `output_dir`) that still parse, and
+    whose key name (`output`) a saved config may still use; `--help` shows only the current flag."""
+    metadata: dict[str, Any] = {"help": help}
     if trainer is not None:
         metadata["trainer"] = (trainer,) if isinstance(trainer, str) else tuple(trainer)
+    if aliases:
+        metadata["aliases"] = tuple(aliases)
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -110,7 +114,10 @@ def build_parser(config_cls: type, prog: str, description: str) -> argparse.Argu
         else:
             kwargs["type"] = tp
         kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse formats help with %
-        parser.add_argument(flag, **kwargs)
+        action = parser.add_argument(flag, *field.metadata.get("aliases", ()), **kwargs)
+        # The aliases stay registered with the parser (they parse); help and error messages name
+        # the option by `option_strings`, so keeping only the current flag there hides the old ones.
+        action.option_strings = [s for s in action.option_strings if s not in field.metadata.get("aliases", ())]
     parser.add_argument("--config", dest="_config_file", metavar="FILE", type=Path, default=None,
                         help="JSON or YAML file with config values; flags given on the command line win")
     # ArgumentDefaultsHelpFormatter would print SUPPRESS; the help strings already carry defaults.
@@ -140,6 +147,11 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
     (as config.json saves them)."""
     hints = typing.get_type_hints(config_cls)
     values = dict(values)
+    for field, _ in leaf_fields(config_cls):  # an old key ("output" for output_dir); the current one wins
+        for alias in field.metadata.get("aliases", ()):
+            key = alias.lstrip("-").replace("-", "_")
+            if key in values:
+                values.setdefault(field.name, values.pop(key))
     if values.get("stage") == config_cls.__name__:  # a config.json saved by save_config: reusable as --config
         del values["stage"]
     groups = {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if _is_group(f, hints[f.name])}

@@ -104,7 +104,7 @@ def _not_available(model_id_or_path: str, err: Exception) -> ModelNotAvailableEr
     else:
         hint = ("if it is a hub id, this machine may have no access to the Hugging Face Hub: pass a local folder "
                 "instead (a download of PaddleOCR-VL, a `finscribe train` output, or `finscribe init-tiny-model "
-                "--output models/tiny`)")
+                "--output-dir models/tiny`)")
     return ModelNotAvailableError(f"could not load model {model_id_or_path!r}: {type(err).__name__}: {first_line}; {hint}")
 
 

@@ -51,7 +51,7 @@ def _step(name: str, timings: dict[str, float]):
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
-    """Run every step; returns the summary dict (also written to OUTPUT/summary.json)."""
+    """Run every step; returns the summary dict (also written to OUTPUT_DIR/summary.json)."""
     out = ensure_output_dir(config.output_dir)
     base = config.base_model()
     save_config(config, out, name="quickstart_config.json")

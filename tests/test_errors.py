@@ -46,7 +46,7 @@ def test_train_data_that_is_a_folder(capsys, tiny_model_dir, tmp_path):
 def test_truncated_weights_in_every_stage(capsys, broken_models, manifest, tmp_path):
     truncated, _ = broken_models
     for argv in (["evaluate", "--model", str(truncated), "--data", str(manifest), "--output-dir", str(tmp_path / "e")],
-                 ["quantize", "--model", str(truncated), "--output", str(tmp_path / "q")],
+                 ["quantize", "--model", str(truncated), "--output-dir", str(tmp_path / "q")],
                  ["train", "--data", str(manifest), "--model", str(truncated), "--output-dir", str(tmp_path / "t"),
                   "--max-steps", "1"],
                  ["serve", "--model", str(truncated), "--port", "0"]):
@@ -81,10 +81,10 @@ def test_unwritable_output_is_refused_before_any_work(capsys, tiny_model_dir, ma
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")
     for argv in (["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest)],
-                 ["mine", "--model", str(tiny_model_dir), "--data", str(manifest), "--error-dir", str(blocked / "x")],
+                 ["mine", "--model", str(tiny_model_dir), "--data", str(manifest), "--output-dir", str(blocked / "x")],
                  ["build-dataset", "--manifest", str(manifest), "--output", str(blocked / "x" / "r.jsonl")],
                  ["train", "--data", str(manifest), "--model", str(tiny_model_dir), "--max-steps", "1"],
-                 ["quantize", "--model", str(tiny_model_dir), "--output", str(blocked / "x" / "q")]):
+                 ["quantize", "--model", str(tiny_model_dir), "--output-dir", str(blocked / "x" / "q")]):
         if argv[0] in ("evaluate", "train"):
             argv = [*argv, "--output-dir", str(blocked / "x")]
         line = _error(capsys, argv)

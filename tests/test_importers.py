@@ -24,7 +24,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def _import(fmt: str, source: Path, output: Path) -> dict:
-    assert cli_main(["import-dataset", "--format", fmt, "--input", str(source), "--output", str(output)]) == 0
+    assert cli_main(["import-dataset", "--format", fmt, "--input", str(source), "--output-dir", str(output)]) == 0
     return json.loads((output / "import_report.json").read_text())
 
 
@@ -190,8 +190,8 @@ def test_train_config_takes_several_files_and_shares(tmp_path):
 
 def test_import_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["import-dataset", "--format", "sroie", "--input", str(tmp_path / "nothing"),
-                     "--output", str(tmp_path / "out")]) == 2
+                     "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "img/" in err and "\n" not in err
     assert cli_main(["import-dataset", "--format", "label-studio", "--input", str(tmp_path),
-                     "--output", str(tmp_path / "out")]) == 2
+                     "--output-dir", str(tmp_path / "out")]) == 2

@@ -87,11 +87,11 @@ def test_merged_model_matches_adapter_logits(lora_run, tmp_path):
 
 def test_export_cli(lora_run, tmp_path, capsys):
     out, _ = lora_run
-    assert export_main(["--model", str(out), "--output", str(tmp_path / "m"), "--merge"]) == 0
+    assert export_main(["--model", str(out), "--output-dir", str(tmp_path / "m"), "--merge"]) == 0
     assert "exported merged model" in capsys.readouterr().out
     assert json.loads((tmp_path / "m" / "export_config.json").read_text())["merge"] is True
     with pytest.raises(ConfigError, match="needs --merge"):
-        export_main(["--model", str(out), "--output", str(tmp_path / "n"), "--no-merge"])
+        export_main(["--model", str(out), "--output-dir", str(tmp_path / "n"), "--no-merge"])
 
 
 def test_lora_resume_is_exact(lora_run, tiny_model_dir, tmp_path):

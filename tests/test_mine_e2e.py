@@ -26,7 +26,7 @@ def manifest(tmp_path_factory):
 
 def test_mine_cli_logs_every_wrong_output_and_writes_a_summary(tiny_model_dir, manifest, tmp_path, capsys):
     error_dir = tmp_path / "hard"
-    argv = ["mine", "--model", str(tiny_model_dir), "--data", str(manifest), "--error-dir", str(error_dir),
+    argv = ["mine", "--model", str(tiny_model_dir), "--data", str(manifest), "--output-dir", str(error_dir),
             "--split", "all", "--regions", "totals_section", "invoice_meta", "--limit", "4",
             "--max-new-tokens", "6", "--batch-size", "4", "--device", "cpu"]
     assert cli_main(argv) == 0
@@ -51,7 +51,7 @@ def test_mine_cli_logs_every_wrong_output_and_writes_a_summary(tiny_model_dir, m
 
 
 def test_mine_cli_rejects_bad_input_clearly(tiny_model_dir, manifest, tmp_path, capsys):
-    base = ["mine", "--model", str(tiny_model_dir), "--error-dir", str(tmp_path / "hard")]
+    base = ["mine", "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "hard")]
     totals_only = tmp_path / "totals.jsonl"
     write_jsonl_atomic(totals_only, build_dataset_from_manifest(manifest, regions=["totals_section"]).to_list())
     for extra, message in ((["--data", str(manifest), "--split", "nope"], "no record of split 'nope'"),
@@ -116,7 +116,7 @@ def test_train_mine_replay_reduces_errors_on_the_mined_samples(tiny_model_dir, t
     first = train(TrainConfig(model=str(tiny_model_dir), output_dir=tmp_path / "first", max_steps=STEPS, **common))
 
     error_dir = tmp_path / "hard"
-    assert cli_main(["mine", "--model", str(first), "--data", str(manifest), "--error-dir", str(error_dir),
+    assert cli_main(["mine", "--model", str(first), "--data", str(manifest), "--output-dir", str(error_dir),
                      "--split", "test", "--regions", "totals_section", "--max-new-tokens", "64",
                      "--device", "cpu"]) == 0
     mined = build_hard_sample_dataset(error_dir).to_list()

@@ -71,7 +71,7 @@ def test_folder_that_is_not_a_model_is_rejected(tmp_path):
 
 def test_cli_writes_loadable_model(tmp_path, capsys):
     out = tmp_path / "tiny"
-    assert main(["--output", str(out), "--hidden-size", "64", "--vision-hidden-size", "64", "--num-layers", "1",
+    assert main(["--output-dir", str(out), "--hidden-size", "64", "--vision-hidden-size", "64", "--num-layers", "1",
                  "--vision-layers", "1", "--assistant-separator", "newline"]) == 0
     assert "wrote tiny PaddleOCR-VL" in capsys.readouterr().out
     model, processor = load_model(out, device="cpu")

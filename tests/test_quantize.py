@@ -165,7 +165,7 @@ def test_errors_name_the_problem(tmp_path, capsys):
         quantize_model(tmp_path, tmp_path / "out", method="int4")
     from finscribe.cli import main
 
-    assert main(["quantize", "--model", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert main(["quantize", "--model", str(tmp_path), "--output-dir", str(tmp_path / "o")]) == 2
     assert re.search("error: .*(could not load|not a model folder)", capsys.readouterr().err)
 
 

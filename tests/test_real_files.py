@@ -229,7 +229,7 @@ def test_tiny_like_model_sees_what_the_real_one_sees(tiny_v1, processor, tmp_pat
     from transformers import AutoProcessor
 
     assert AutoProcessor.from_pretrained(tiny_v1).image_token_id == 100295
-    assert init_tiny_main(["--like", str(V1), "--output", str(tmp_path / "cli"), "--hidden-size", "32", "--num-layers", "1",
+    assert init_tiny_main(["--like", str(V1), "--output-dir", str(tmp_path / "cli"), "--hidden-size", "32", "--num-layers", "1",
                            "--vision-hidden-size", "32", "--vision-layers", "1", "--num-heads", "2",
                            "--assistant-separator", "newline"]) == 0
     assert "wrote tiny PaddleOCR-VL" in capsys.readouterr().out

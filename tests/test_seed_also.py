@@ -78,11 +78,11 @@ def _entry_points(data: Path, tmp: Path) -> dict[str, list[str]]:
         "evaluate": ["evaluate", "--model", MISSING, "--data", str(data), "--split", "all", "--output-dir", str(tmp / "e")],
         "compare --model": ["compare", "--model", MISSING, "--base", MISSING, "--data", str(data), "--split", "all",
                             "--output-dir", str(tmp / "c")],
-        "mine": ["mine", "--model", MISSING, "--data", str(data), "--split", "all", "--error-dir", str(tmp / "h")],
-        "quantize": ["quantize", "--model", MISSING, "--output", str(tmp / "q")],
-        "export": ["export", "--model", MISSING, "--output", str(tmp / "x")],
+        "mine": ["mine", "--model", MISSING, "--data", str(data), "--split", "all", "--output-dir", str(tmp / "h")],
+        "quantize": ["quantize", "--model", MISSING, "--output-dir", str(tmp / "q")],
+        "export": ["export", "--model", MISSING, "--output-dir", str(tmp / "x")],
         "benchmark-quant": ["benchmark-quant", "--model", MISSING, "--data", str(data), "--split", "all",
-                            "--output", str(tmp / "b")],
+                            "--output-dir", str(tmp / "b")],
         "serve": ["serve", "--model", MISSING, "--port", "0"],
         "evaluate_model.py": ["evaluate_model.py", "--image", image, "--model", MISSING, "--output", str(tmp / "r.json")],
         "compare_base_vs_finetuned.py": ["compare_base_vs_finetuned.py", "--image", image, "--model", MISSING,
@@ -117,7 +117,7 @@ def test_benchmark_quant_on_a_jsonl_with_regions_and_the_guard(tmp_path, tiny_mo
     tokens) with the guard on for accuracy, and both CPU kernels; the table says faster or slower."""
     rc = main(["benchmark-quant", "--model", str(tiny_model_dir), "--data", str(records_jsonl), "--split", "all",
                "--regions", "totals_section", "--limit", "2", "--repeats", "1", "--fixed-new-tokens", "40",
-               "--max-new-tokens", "8", "--cpu-kernels", "both", "--output", str(tmp_path / "b")])
+               "--max-new-tokens", "8", "--cpu-kernels", "both", "--output-dir", str(tmp_path / "b")])
     out = capsys.readouterr().out
     assert rc == 0, out
     summary = json.loads((tmp_path / "b" / "quantization.json").read_text())

@@ -363,7 +363,7 @@ def test_quantize_and_load_every_training_output(output, work, full_model, lora_
 
     source = full_model
     if output == "merged":
-        sh(f"python -m finscribe.cli export --model {lora_model} --output {tmp_path / 'merged'} --merge", work)
+        sh(f"python -m finscribe.cli export --model {lora_model} --output-dir {tmp_path / 'merged'} --merge", work)
         source = tmp_path / "merged"
         assert base_model_of(source) == str(tiny_model_dir)  # the merged folder keeps its provenance and card
         assert "full fine-tuning" not in (source / "README.md").read_text() and "LoRA (r 16" in (source / "README.md").read_text()

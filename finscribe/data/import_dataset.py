@@ -1,15 +1,15 @@
 """`finscribe import-dataset`: public real data sets in their published formats → crops + annotations.
 
-    finscribe import-dataset --format sroie --input SROIE2019/train --output data/sroie
-    finscribe import-dataset --format cord --input CORD/train --output data/cord
-    finscribe import-dataset --format label-studio --input export.json --output data/labelled
+    finscribe import-dataset --format sroie --input SROIE2019/train --output-dir data/sroie
+    finscribe import-dataset --format cord --input CORD/train --output-dir data/cord
+    finscribe import-dataset --format label-studio --input export.json --output-dir data/labelled
     finscribe build-dataset --crops-dir data/sroie/crops --annotations-dir data/sroie/annotations \
         --output data/sroie.jsonl
 
 Each format's reader (`finscribe.data.importers.{sroie,cord,label_studio}`) writes
-`OUTPUT/crops/<id>__<region>.png` and `OUTPUT/annotations/<id>__<region>.json`, normalising values
+`OUTPUT_DIR/crops/<id>__<region>.png` and `OUTPUT_DIR/annotations/<id>__<region>.json`, normalising values
 to the data contract under the format's rules (or `--date-format`/`--decimal-comma`/`--currency`
-given here), and `OUTPUT/import_report.json`: every field or section it could not map, every
+given here), and `OUTPUT_DIR/import_report.json`: every field or section it could not map, every
 value it changed or could not read, and every crop that fell back to the whole image.
 """
 
@@ -36,7 +36,7 @@ IMPORTERS = {"sroie": import_sroie, "cord": import_cord, "label-studio": import_
 class ImportDatasetConfig:
     format: Literal["sroie", "cord", "label-studio"] = arg(help="the data set's published format")
     input: Path = arg(help="SROIE folder (img/, box/, entities/), CORD folder (json/, image/), or Label Studio export .json")
-    output: Path = arg(help="folder for crops/, annotations/ and import_report.json")
+    output_dir: Path = arg(help="folder for crops/, annotations/ and import_report.json", aliases=("--output",))
     date_format: tuple[str, ...] = arg((), "date formats to read, tried in order (default: the format's own; "
                                           "SROIE: DD/MM/YYYY and kin)")
     decimal_comma: bool = arg(False, "amounts use ',' as decimal mark (default: '.'; CORD: whole amounts)")
@@ -57,9 +57,9 @@ class ImportDatasetConfig:
 
 def import_dataset(config: ImportDatasetConfig) -> ImportReport:
     """Run the chosen importer and write its report; returns it."""
-    report = IMPORTERS[config.format](Path(config.input), Path(config.output), config.rules())
-    save_config(config, Path(config.output), name="import_config.json")
-    write_json_atomic(Path(config.output) / "import_report.json", report.to_dict())
+    report = IMPORTERS[config.format](Path(config.input), Path(config.output_dir), config.rules())
+    save_config(config, Path(config.output_dir), name="import_config.json")
+    write_json_atomic(Path(config.output_dir) / "import_report.json", report.to_dict())
     return report
 
 
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None, prog: str = "finscribe import-dataset") 
         report = import_dataset(config)
     except OSError as err:  # a missing input, an unwritable output: one line naming the file
         raise DatasetBuildError(f"{err.filename or config.input}: {err.strerror or err}") from None
-    print(f"wrote {len(report.written)} crop(s) + annotation(s) to {config.output}; "
+    print(f"wrote {len(report.written)} crop(s) + annotation(s) to {config.output_dir}; "
           f"{len(report.unmapped)} unmapped item(s), {len(report.whole_image)} whole-image crop(s), "
-          f"{len(report.normalized.changed)} value(s) normalised; see {Path(config.output) / 'import_report.json'}")
+          f"{len(report.normalized.changed)} value(s) normalised; see {Path(config.output_dir) / 'import_report.json'}")
     return 0
 
 

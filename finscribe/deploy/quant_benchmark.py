@@ -1,12 +1,12 @@
 """Float vs INT8: weight bytes, peak memory, per-record latency and field accuracy, side by side.
 
     finscribe benchmark-quant --model runs/ft --data data/synthetic_invoices/training_manifest.json \
-        --split test --regions totals_section --output runs/quant [--cpu-kernels both]
-    finscribe benchmark-quant --full-size-random --model models/tiny --data D --output runs/quant-full
+        --split test --regions totals_section --output-dir runs/quant [--cpu-kernels both]
+    finscribe benchmark-quant --full-size-random --model models/tiny --data D --output-dir runs/quant-full
 
 `--data` is a manifest or records JSONL (`RecordSelection`: --split, --regions, --limit; default
 limit 8), or a folder with `crops/` + `annotations/`. The INT8 model is the artefact
-`finscribe quantize` writes (quantized here into OUTPUT/int8_model unless --quantized-path
+`finscribe quantize` writes (quantized here into OUTPUT_DIR/int8_model unless --quantized-path
 names one), loaded with `load_quantized_model`; `--cpu-kernels both` times it on fbgemm and on
 torchao's own kernels. Each variant runs in its own fresh process, so its peak RSS is its own.
 Latency is measured one record at a time with a fixed output length (`--fixed-new-tokens`, EOS
@@ -156,8 +156,8 @@ def _ratio_words(ratio: float, better: str, worse: str) -> str:
 
 
 def benchmark_quantization(cfg: QuantBenchmarkConfig) -> dict[str, Any]:
-    """Run float and INT8 in fresh processes; write quantization.json/.md into cfg.output."""
-    output = ensure_output_dir(cfg.output)
+    """Run float and INT8 in fresh processes; write quantization.json/.md into cfg.output_dir."""
+    output = ensure_output_dir(cfg.output_dir)
     items = load_benchmark_records(cfg.records)
     if not cfg.full_size_random and cfg.quantized_path is None:
         cfg.quantized_path = str(quantize_model(cfg.generation.model, output / "int8_model", cfg.method, device="cpu"))
@@ -218,9 +218,9 @@ def markdown_table(s: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe benchmark-quant") -> int:
-    """`finscribe benchmark-quant --model M --data D --output OUT`."""
+    """`finscribe benchmark-quant --model M --data D --output-dir OUT`."""
     cfg = parse_config(QuantBenchmarkConfig, argv, prog, "Float vs INT8 size, memory, latency and accuracy.")
     summary = benchmark_quantization(cfg)
     print(markdown_table(summary))
-    print(f"wrote {cfg.output / 'quantization.json'} and quantization.md")
+    print(f"wrote {cfg.output_dir / 'quantization.json'} and quantization.md")
     return 0

@@ -19,8 +19,9 @@ class QuantBenchmarkConfig:
                                        "used) and how the accuracy pass generates")
     records: RecordSelection = group("the records: a training_manifest.json, a records JSONL, or a folder with "
                                      f"crops/ + annotations/ (default --limit here: {DEFAULT_LIMIT})")
-    output: Path = arg(help="folder for quantization.json + quantization.md (and int8_model/ when quantizing here)")
-    quantized_path: str | None = arg(None, "an existing `finscribe quantize` folder (default: quantize into OUTPUT/int8_model)")
+    output_dir: Path = arg(help="folder for quantization.json + quantization.md (and int8_model/ when quantizing here)",
+                           aliases=("--output",))
+    quantized_path: str | None = arg(None, "an existing `finscribe quantize` folder (default: quantize into OUTPUT_DIR/int8_model)")
     method: str = arg("auto", "quantization method when quantizing here")
     cpu_kernels: Literal["fbgemm", "torchao", "both"] = arg(
         "fbgemm", "CPU kernels of the INT8 model: fbgemm (torch.ao dynamic), torchao (as from_pretrained loads it), or both")

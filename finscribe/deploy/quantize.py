@@ -1,6 +1,6 @@
 """INT8 quantization of a (fine-tuned) PaddleOCR-VL for serving, and loading the result back.
 
-    finscribe quantize --model runs/finetuned --output models/finscribe-int8 [--method auto]
+    finscribe quantize --model runs/finetuned --output-dir models/finscribe-int8 [--method auto]
 
     from finscribe.deploy.quantize import quantize_model, load_quantized_model
     quantize_model(model_path=Path("./finetuned_finscribe_vl"), output_path=Path("./finetuned_finscribe_vl_int8"))
@@ -300,9 +300,9 @@ def load_quantized_model(path: str | Path, device: str | None = None, *, cpu_ker
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe quantize") -> int:
-    """`finscribe quantize --model M --output OUT [--method auto]`."""
+    """`finscribe quantize --model M --output-dir OUT [--method auto]`."""
     config = parse_config(QuantizeConfig, argv, prog, "INT8-quantize a PaddleOCR-VL model for serving.")
-    out = quantize_model(config.model, config.output, config.method, device=config.device)
+    out = quantize_model(config.model, config.output_dir, config.method, device=config.device)
     save_config(config, out, name="quantize_config.json")
     meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
     before, after = meta["weight_bytes_float"], meta["weight_bytes_quantized"]

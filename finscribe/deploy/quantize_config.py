@@ -12,7 +12,7 @@ from finscribe.config import arg
 @dataclass
 class QuantizeConfig:
     model: str = arg(help="model to quantize: a full fine-tune, a LoRA adapter folder (merged first), a merged model")
-    output: Path = arg(help="folder to write the quantized transformers checkpoint into")
+    output_dir: Path = arg(help="folder to write the quantized transformers checkpoint into", aliases=("--output",))
     method: Literal["auto", "int8_dynamic", "int8_weight_only"] = arg(
         "auto", "auto = int8_dynamic on CPU, int8_weight_only on CUDA (both torchao through TorchAoConfig)")
     device: str | None = arg(None, "cpu or cuda (default: cuda when available)")

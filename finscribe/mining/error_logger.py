@@ -246,7 +246,7 @@ def load_error_log(error_dir: str | Path) -> ErrorLog:
     """Read errors.jsonl: collapse by key, keep the good records, list every problem found."""
     error_dir = Path(error_dir)
     if not error_dir.is_dir():
-        raise ErrorLogError(f"{error_dir}: error folder not found; run `finscribe mine --error-dir {error_dir}` first")
+        raise ErrorLogError(f"{error_dir}: error folder not found; run `finscribe mine --output-dir {error_dir}` first")
     by_key, line_of, problems, lines = _parse_log(error_dir / LOG_NAME)
     log = ErrorLog(error_dir=error_dir, problems=problems, lines=lines)
     for key, record in by_key.items():

@@ -1,7 +1,7 @@
 """`finscribe mine`: run a model over labelled records, classify every output, log the misses.
 
     finscribe mine --model runs/tiny-sft --data data/synth/records.jsonl \
-        --error-dir data/hard_samples --split test --regions totals_section
+        --output-dir data/hard_samples --split test --regions totals_section
 
 Writes into the error folder: the hard-sample log (`errors.jsonl` + `images/`, see
 `finscribe.mining.error_logger`), `summary.json` / `summary.md` / `summary.png` (this run's
@@ -122,7 +122,7 @@ def plot_summary(summary: dict[str, Any], path: Path) -> None:
 def mine(config: MineConfig) -> dict[str, Any]:
     """Run the whole stage (see the module docstring); returns the summary it wrote."""
 
-    error_dir = ensure_output_dir(config.error_dir)  # before the long prediction pass
+    error_dir = ensure_output_dir(config.output_dir)  # before the long prediction pass
     # "OCR:" records (base-task replay) have plain-text targets: nothing to classify as JSON.
     records = load_selection(config.records, skip_ocr=True)
     model, processor = config.generation.load()
@@ -148,5 +148,5 @@ def main(argv: list[str] | None = None, prog: str = "finscribe mine") -> int:
                           "and append the wrong ones to the hard-sample log (see finscribe.mining.mine).")
     summary = mine(config)
     print(summary_markdown(summary))
-    print(f"wrote {config.error_dir}/summary.json, summary.md, summary.png; log: {config.error_dir}/errors.jsonl")
+    print(f"wrote {config.output_dir}/summary.json, summary.md, summary.png; log: {config.output_dir}/errors.jsonl")
     return 0

@@ -15,4 +15,4 @@ from finscribe.mining.error_logger import DEFAULT_ERROR_DIR
 class MineConfig:
     generation: GenerationArgs = group("the model to mine with and how it generates")
     records: RecordSelection = group("the labelled records to mine")
-    error_dir: Path = arg(DEFAULT_ERROR_DIR, "hard-sample folder to append the errors to")
+    output_dir: Path = arg(DEFAULT_ERROR_DIR, "hard-sample folder to append the errors to", aliases=("--error-dir",))

@@ -4,7 +4,7 @@ The presets are regular expressions over full module paths because the vision to
 `q_proj`/`k_proj`/`v_proj` layers: a bare `["q_proj", ...]` list would put adapters on both towers.
 
     finscribe train --model models/tiny --use-lora --lora-preset decoder ...
-    finscribe export --model finetuned_finscribe_vl --output finetuned_merged --merge
+    finscribe export --model finetuned_finscribe_vl --output-dir finetuned_merged --merge
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def merge_and_export(adapter_dir: str | Path, output_dir: str | Path, dtype: tor
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
-    """`finscribe export --model ADAPTER_DIR --output OUT --merge`: a standalone merged checkpoint."""
+    """`finscribe export --model ADAPTER_DIR --output-dir OUT --merge`: a standalone merged checkpoint."""
     config = parse_config(ExportConfig, argv, prog, "Export a trained model: merge a LoRA adapter into its "
                           "base model and save model + processor + chat template.")
     dtype = getattr(torch, config.dtype)
@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None, prog: str = "finscribe export") -> int:
     if is_adapter:
         if not config.merge:
             raise ConfigError(f"{config.model} is a LoRA adapter; exporting it needs --merge")
-        path = merge_and_export(config.model, config.output, dtype)
+        path = merge_and_export(config.model, config.output_dir, dtype)
     else:
         model, processor = load_model(config.model, dtype=dtype, device="cpu")
-        path = save_model_atomically(model, processor, config.output)
+        path = save_model_atomically(model, processor, config.output_dir)
     save_config(config, path, name="export_config.json")
     for name in ("train_config.json", "training_data.json", "metrics.jsonl"):  # provenance: base, data, recipe
         if (Path(config.model) / name).is_file():

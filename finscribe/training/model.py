@@ -5,7 +5,7 @@ The tiny model is built from the same transformers classes as the 0.9B one, with
 and a byte-level BPE tokenizer trained on a corpus the caller gives, saved with `save_pretrained`
 so every stage loads it by path exactly like the real checkpoint:
 
-    finscribe init-tiny-model --output models/tiny
+    finscribe init-tiny-model --output-dir models/tiny
     finscribe train --model models/tiny ...
 """
 
@@ -135,7 +135,7 @@ def build_tiny_model(
     `min_pixels`/`max_pixels` bound the resized image area (the real default 384*384 minimum would
     turn a 300x100 crop into ~190 image tokens; here it stays ~40). Returns `output_dir`.
     `split_digits=True` makes every digit its own token (the quickstart's from-scratch training uses it).
-    CLI: `finscribe init-tiny-model --output models/tiny`.
+    CLI: `finscribe init-tiny-model --output-dir models/tiny`.
     """
     output_dir = Path(output_dir)
     tokenizer = _train_tokenizer(texts, vocab_size, split_digits)
@@ -181,7 +181,7 @@ def build_tiny_model_like(
     the image processor (min/max pixels, mean/std) and the config (token ids, tied or untied head,
     rope theta and M-RoPE ratio). Only the sizes shrink: `hidden_size` x `num_layers` text decoder,
     `vision_hidden_size` x `vision_layers` vision tower. Saved in the native layout.
-    CLI: `finscribe init-tiny-model --like ../shared/paddleocr_vl/v1 --output models/tiny-v1`.
+    CLI: `finscribe init-tiny-model --like ../shared/paddleocr_vl/v1 --output-dir models/tiny-v1`.
     """
     source = str(source)
     processor = load_processor(source)
@@ -207,19 +207,19 @@ def build_tiny_model_like(
 
 
 def main(argv: list[str] | None = None, prog: str = "finscribe init-tiny-model") -> int:
-    """`finscribe init-tiny-model --output models/tiny`: write a tiny PaddleOCR-VL for offline use."""
+    """`finscribe init-tiny-model --output-dir models/tiny`: write a tiny PaddleOCR-VL for offline use."""
     config = parse_config(TinyModelConfig, argv, prog, "Build a tiny randomly initialised PaddleOCR-VL "
                           "(same classes as the real one) with a locally trained tokenizer, or with the "
                           "tokenizer, template and processor of --like.")
     separator = ASSISTANT_SEPARATORS[config.assistant_separator] if config.assistant_separator else None
     if config.like:
         path = build_tiny_model_like(
-            config.like, config.output, seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
+            config.like, config.output_dir, seed=config.seed, hidden_size=config.hidden_size, num_layers=config.num_layers,
             vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers, num_heads=config.num_heads,
             assistant_separator=separator)
     else:
         path = build_tiny_model(
-            config.output, default_corpus(seed=config.seed), seed=config.seed, hidden_size=config.hidden_size,
+            config.output_dir, default_corpus(seed=config.seed), seed=config.seed, hidden_size=config.hidden_size,
             num_layers=config.num_layers, vision_hidden_size=config.vision_hidden_size, vision_layers=config.vision_layers,
             num_heads=config.num_heads, vocab_size=config.vocab_size, min_pixels=config.min_pixels,
             max_pixels=config.max_pixels, assistant_separator=separator or " ",

@@ -11,7 +11,7 @@ from finscribe.config import arg
 
 @dataclass
 class TinyModelConfig:
-    output: Path = arg(Path("models/tiny"), "folder to write the tiny model + processor into")
+    output_dir: Path = arg(Path("models/tiny"), "folder to write the tiny model + processor into", aliases=("--output",))
     seed: int = arg(0, "seed for the weight init and the tokenizer corpus")
     hidden_size: int = arg(128, "text decoder hidden size")
     num_layers: int = arg(4, "text decoder layers")

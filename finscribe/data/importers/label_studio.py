@@ -9,7 +9,7 @@ project (Settings → Labeling Interface): one TextArea per field name, `line_it
     finscribe label-studio-tasks --predictions runs/eval/predictions.jsonl --output ls/tasks.json \
         [--url-prefix /data/local-files/?d=] [--document-root /path/served/by/label-studio]
 
-In (`finscribe import-dataset --format label-studio --input export.json --output DIR`): the
+In (`finscribe import-dataset --format label-studio --input export.json --output-dir DIR`): the
 JSON export of the project (a list of tasks, each with `data` and `annotations`, every
 annotation a list of `result` items `{"from_name", "to_name", "type", "value": {"text": [...]}}`)
 becomes crops + annotations. The newest annotation that was not cancelled counts; a field left
