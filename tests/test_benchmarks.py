@@ -70,3 +70,32 @@ def test_sixteen_huge_pngs_at_once_stay_under_1_5_gb(tiny_model_dir, tmp_path):
     assert huge["requests"] == 16 and huge["failed"] == 0
     assert set(huge["statuses"]) <= {"200", "503", "413"} and "200" in huge["statuses"]
     assert report["peak_rss_mb"] < 1536
+
+
+def test_mining_replay_scores_held_out_crops_of_the_mined_types(tiny_model_dir, tmp_path):
+    """The mining-loop benchmark end to end on the tiny model: mines on val, retrains twice from the
+    same model (with and without replay), scores test crops only; every count ties to the files."""
+    from conftest import write_records
+
+    totals = [f'{{"total":"{i * 11}.{i}0"}}' for i in range(12)]
+    records = (write_records(tmp_path / "crops", totals[:6]) + write_records(tmp_path / "crops", totals[6:9], split="val")
+               + write_records(tmp_path / "crops", totals[9:], split="test"))
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    bench = runpy.run_path(str(REPO / "benchmarks" / "mining_replay.py"))
+    out = tmp_path / "replay"
+    result = bench["run"](bench["MiningReplayConfig"](model=str(tiny_model_dir), data=data, output_dir=out, max_steps=1,
+                                                       batch_size=2, max_new_tokens=4))
+    # an untrained model gets every val crop wrong: all three are logged, and replayed in training
+    assert result["mined"]["crops"] == 3 and result["mined"]["hard_samples"] == 3
+    assert len((out / "hard_samples" / "errors.jsonl").read_text().splitlines()) == 3
+    assert (out / "replay" / "config.json").is_file() and (out / "control" / "config.json").is_file()
+    assert json.loads((out / "replay" / "train_config.json").read_text())["hard_samples"] == str(out / "hard_samples")
+    assert json.loads((out / "control" / "train_config.json").read_text())["hard_samples"] is None
+    # scored on the three test crops, never on the mined val crops
+    assert result["test_crops"] == 3 and result["test_crops_of_mined_types"] == 3
+    for scope in ("on_test_crops_of_mined_types", "on_all_test_crops"):
+        assert set(result[scope]) == {"before retraining", "with replay", "without replay (control)"}
+        assert all(s["crops"] == 3 for s in result[scope].values())
+    assert json.loads((out / "mining_replay.json").read_text()) == json.loads(json.dumps(result))
+    assert "| with replay | test crops of mined types | 3 |" in (out / "mining_replay.md").read_text()
