@@ -13,6 +13,7 @@ from finscribe.model import load_model
 from finscribe.synthetic.canvas import TextSpan
 from finscribe.synthetic.ocr_text import group_lines, page_samples
 from finscribe.training.pretrain_reader import PretrainConfig, export_reader, pretrain, step_kind, step_samples
+from finscribe.training.reader_report import class_error_rates
 
 
 def _config(out, **overrides) -> PretrainConfig:
@@ -71,3 +72,13 @@ def test_a_changed_setting_refuses_to_resume(tmp_path, capsys):
 def test_export_only_needs_an_export_dir(tmp_path, capsys, flags):
     assert cli_main(["pretrain-reader", "--output-dir", str(tmp_path), *flags]) == 2
     assert "--export-only needs --export-dir" in capsys.readouterr().err
+
+
+def test_class_error_rates_say_which_characters_are_misread():
+    assert class_error_rates(["Total $12.50"], ["Total $12.50"]) == {"digit": 0.0, "letter": 0.0, "other": 0.0}
+    # "a" missing (letter), "2" read as "3" and the last "0" missing (two of four digits), nothing else
+    assert class_error_rates(["Totl $13.5"], ["Total $12.50"]) == {"digit": 0.5, "letter": 0.2, "other": 0.0}
+    # two extra letters count against letters; a class absent from the references has no rate
+    assert class_error_rates(["12xx"], ["12"]) == {"digit": 0.0, "letter": None, "other": None}
+    # pooled over crops: 2 letter errors in 7 reference letters (rounded to 4 places as in eval.json)
+    assert class_error_rates(["Totl $13.5", "A1"], ["Total $12.50", "AB1"])["letter"] == round(2 / 7, 4)

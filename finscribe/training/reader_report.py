@@ -21,6 +21,27 @@ def crop_area(sample: OcrSample) -> int:
     return sample.image.width * sample.image.height
 
 
+CHARACTER_CLASSES = ("digit", "letter", "other")
+
+
+def character_class(char: str) -> str:
+    return "digit" if char.isdigit() else "letter" if char.isalpha() else "other"
+
+
+def class_error_rates(answers: list[str], targets: list[str]) -> dict[str, float | None]:
+    """Edit operations per reference character of each class (digits, letters, the rest): where
+    reading stalls. A substitution or a missing character counts for the reference character's
+    class, an extra character for its own class, so the three rates add up to the CER when weighted."""
+    edits = dict.fromkeys(CHARACTER_CLASSES, 0)
+    chars = dict.fromkeys(CHARACTER_CLASSES, 0)
+    for answer, target in zip(answers, targets, strict=True):
+        for char in target:
+            chars[character_class(char)] += 1
+        for op in Levenshtein.editops(answer, target):
+            edits[character_class(answer[op.src_pos] if op.tag == "delete" else target[op.dest_pos])] += 1
+    return {c: round(edits[c] / chars[c], 4) if chars[c] else None for c in CHARACTER_CLASSES}
+
+
 def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> dict[str, Any]:
     """Greedy `OCR:` transcription of held-out crops: exact-line accuracy and CER (edit distance /
     reference characters), overall, per kind (line/block) and per region."""
@@ -41,7 +62,8 @@ def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> di
         edits = sum(Levenshtein.distance(answers[i], samples[i].text) for i in indices)
         exact = sum(answers[i] == samples[i].text for i in indices)
         return {"n": len(indices), "exact": round(exact / max(1, len(indices)), 4),
-                "cer": round(edits / max(1, chars), 4)}
+                "cer": round(edits / max(1, chars), 4),
+                "cer_by_class": class_error_rates([answers[i] for i in indices], [samples[i].text for i in indices])}
 
     result: dict[str, Any] = {}
     for kind in ("line", "block"):
@@ -90,7 +112,11 @@ def plot_curve(rows: list[dict[str, Any]], path: Path) -> None:
 def reader_card(config: PretrainConfig, held_out: dict[str, Any]) -> str:
     """The model card (README.md) of an exported reader: what it is, how it was made, how it reads."""
     line, block = held_out["eval"]["line"], held_out["eval"]["block"]
-    rows = "\n".join(f"| {kind} | {region} | {r['n']} | {100 * r['exact']:.1f} % | {100 * r['cer']:.1f} % |"
+    def classes(r: dict[str, Any]) -> str:  # absent in evaluations made before the class breakdown existed
+        rates = r.get("cer_by_class") or {}
+        return " | ".join("" if rates.get(c) is None else f"{100 * rates[c]:.1f} %" for c in CHARACTER_CLASSES)
+
+    rows = "\n".join(f"| {kind} | {region} | {r['n']} | {100 * r['exact']:.1f} % | {100 * r['cer']:.1f} % | {classes(r)} |"
                      for kind, result in (("line", line), ("block", block))
                      for region, r in result["regions"].items())
     return f"""# FinScribe tiny reader (step {held_out['step']} of {config.max_steps})
@@ -112,9 +138,12 @@ path: `finscribe.model.load_model("finscribe/assets/tiny_reader")`.
 Lines: {100 * line['exact']:.1f} % exact, CER {100 * line['cer']:.1f} % (goal: >= 90 % exact, <= 2 % CER on the
 quickstart's regions). Blocks: {100 * block['exact']:.1f} % exact, CER {100 * block['cer']:.1f} %.
 
-| kind | region | crops | exact | CER |
-|---|---|---:|---:|---:|
+| kind | region | crops | exact | CER | digit errors | letter errors | other errors |
+|---|---|---:|---:|---:|---:|---:|---:|
 {rows}
+
+Errors per reference character of each class (edit operations; a missing or substituted character
+counts for the reference's class, an extra one for its own): where reading stalls.
 
 ## Limits
 
