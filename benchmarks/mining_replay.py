@@ -53,13 +53,29 @@ def _classify(model_dir: str, records: list[dict[str, Any]], max_new_tokens: int
     return classify_records(model, processor, records, generation, show_progress=False)
 
 
-def _scores(results: list[Any], mined_types: set[str]) -> dict[str, Any]:
+def _field_counts(results: list[Any]) -> list[tuple[int, int]]:
+    """(correct fields, ground-truth fields) of every crop."""
     from finscribe.eval.field_accuracy import field_accuracy_details
 
-    correct = total = 0
+    counts = []
     for r in results:
         details = field_accuracy_details(r.pred, json.loads(r.record["target"]), region=r.record["region"])
-        correct, total = correct + details.correct, total + details.total
+        counts.append((details.correct, details.total))
+    return counts
+
+
+def _replay_gain(replay: list[Any], control: list[Any]) -> dict[str, Any]:
+    """Field accuracy with replay minus without, same crops, paired bootstrap over documents."""
+    from finscribe.eval.bootstrap import paired_bootstrap
+
+    base, model = _field_counts(control), _field_counts(replay)
+    return paired_bootstrap([c for c, _ in base], [t for _, t in base], [c for c, _ in model], [t for _, t in model],
+                            [r.record.get("source_id") for r in replay])
+
+
+def _scores(results: list[Any], mined_types: set[str]) -> dict[str, Any]:
+    counts = _field_counts(results)
+    correct, total = sum(c for c, _ in counts), sum(t for _, t in counts)
     types = collections.Counter(r.error_type.value for r in results)
     return {"crops": len(results), "field_accuracy": correct / total if total else None,
             "all_fields_right": types.get("OTHER", 0) / len(results) if results else None,
@@ -68,6 +84,7 @@ def _scores(results: list[Any], mined_types: set[str]) -> dict[str, Any]:
 
 
 def run(config: MiningReplayConfig) -> dict[str, Any]:
+    from finscribe.data.records import write_jsonl_atomic
     from finscribe.data.selection import RecordSelection, load_selection
     from finscribe.fileio import write_json_atomic, write_text_atomic
     from finscribe.inference import GenerationArgs
@@ -110,7 +127,14 @@ def run(config: MiningReplayConfig) -> dict[str, Any]:
         "on_test_crops_of_mined_types": {name: _scores([rs[i] for i in sorted(target_ids)], mined_types)
                                          for name, rs in table.items()},
         "on_all_test_crops": {name: _scores(rs, mined_types) for name, rs in table.items()},
+        "replay_gain_on_test_crops_of_mined_types": _replay_gain(
+            [runs["with replay"][i] for i in sorted(target_ids)],
+            [runs["without replay (control)"][i] for i in sorted(target_ids)]),
     }
+    rows = [{"source_id": r.record.get("source_id"), "layout": r.record.get("layout"), "target": r.record["target"],
+             **{name: {"raw_text": rs[i].raw_text, "error_type": rs[i].error_type.value} for name, rs in table.items()}}
+            for i, r in enumerate(before)]
+    write_jsonl_atomic(out / "test_predictions.jsonl", rows)
     write_json_atomic(out / "mining_replay.json", result)
     write_text_atomic(out / "mining_replay.md", _markdown(result))
     print(_markdown(result))
@@ -132,6 +156,11 @@ def _markdown(result: dict[str, Any]) -> str:
         for name, s in result[scope].items():
             lines.append(f"| {name} | {title} | {s['crops']} | {_pct(s['field_accuracy'])} | {_pct(s['all_fields_right'])} "
                          f"| {_pct(s['still_a_mined_error_type'])} |")
+    gain = result["replay_gain_on_test_crops_of_mined_types"]
+    if gain["delta"] is not None:
+        lines += ["", f"Replay − control, field accuracy on the test crops of mined types: {100 * gain['delta']:+.1f} points "
+                  f"(95 % paired bootstrap over {gain['documents']} documents: [{100 * gain['ci_low']:+.1f}, "
+                  f"{100 * gain['ci_high']:+.1f}])."]
     return "\n".join(lines) + "\n"
 
 
