@@ -17,7 +17,8 @@ class QuickstartConfig:
     output_dir: Path = arg(Path("runs/quickstart"), "folder for every step's outputs")
     model: str = arg(TINY, "'tiny' (the pretrained tiny reader shipped with FinScribe, CPU) or a hub id / local "
                            "path of the real model, e.g. PaddlePaddle/PaddleOCR-VL (GPU)")
-    num_samples: int = arg(600, "invoices to generate (train/val/test split by the generator)")
+    num_samples: int = arg(4000, "invoices to generate (train/val/test split by the generator); the tiny reader "
+                                 "overfits 600 invoices' ~460 training crops within 150 steps (benchmarks/RESULTS.md)")
     seed: int = arg(0, "dataset and training seed")
     workers: int | None = arg(None, "generator worker processes (default: all CPU cores)")
     dpi: int = arg(150, "page resolution in dots per inch (the tiny reader was pretrained at 150)")
@@ -26,7 +27,7 @@ class QuickstartConfig:
     held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
     regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
     # training
-    max_steps: int = arg(600, "optimizer steps")
+    max_steps: int = arg(500, "optimizer steps (500 x 16 crops = ~2.6 epochs of the default data)")
     batch_size: int = arg(16, "crops per optimizer step")
     learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
