@@ -16,11 +16,12 @@ paired by the row aligner in field accuracy; their digits are not scored here).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from finscribe.data.schema import field_type
+from finscribe.eval.field_accuracy import leaves, lookup
 from finscribe.eval.numeric import parse_amount
 
 
@@ -32,25 +33,6 @@ def _digits(amount: Decimal) -> dict[int, str]:
     return {top - i: str(d) for i, d in enumerate(digits)}
 
 
-def _scalar_amounts(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    """(path, value) of money fields outside lists (`totals_section.total`, `total`)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict):
-                yield from _scalar_amounts(value, path)
-            elif not isinstance(value, list) and field_type(str(key)) == "money":
-                yield path, value
-
-
-def _lookup(obj: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    return obj
-
-
 def position_name(power: int) -> str:
     return f"10^{power}"
 
@@ -58,11 +40,12 @@ def position_name(power: int) -> str:
 def amount_digit_scores(parsed: Any, target: dict[str, Any]) -> list[tuple[str, int, bool]]:
     """(field path, power of ten, right?) for every digit of every scalar amount in `target`."""
     scores = []
-    for path, reference in _scalar_amounts(target):
-        ref = parse_amount(reference)
+    for path, name, reference in leaves(target):
+        # scalar money fields only: row amounts ("line_items[0].line_total") are paired by field accuracy
+        ref = parse_amount(reference) if "[" not in path and field_type(name) == "money" else None
         if ref is None:
             continue
-        guess = parse_amount(_lookup(parsed, path)) if isinstance(parsed, dict) else None
+        guess = parse_amount(lookup(parsed, path)) if isinstance(parsed, dict) else None
         predicted = {} if guess is None else _digits(guess)
         for power, digit in _digits(ref).items():
             # a position the parsed prediction does not print is a zero of its value ("12.5" = "12.50")

@@ -57,14 +57,14 @@ def as_document(obj: Any) -> Any:
     return obj
 
 
-def _leaves(obj: Any, prefix: str = "", name: str = "") -> Iterable[tuple[str, str, Any]]:
+def leaves(obj: Any, prefix: str = "", name: str = "") -> Iterable[tuple[str, str, Any]]:
     """(path, field name, value) of every scalar under obj, depth first in key order."""
     if isinstance(obj, dict):
         for key, value in obj.items():
-            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key), str(key))
+            yield from leaves(value, f"{prefix}.{key}" if prefix else str(key), str(key))
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
-            yield from _leaves(value, f"{prefix}[{i}]", name)
+            yield from leaves(value, f"{prefix}[{i}]", name)
     else:
         yield prefix, name, obj
 
@@ -73,7 +73,7 @@ _MISSING = object()
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def _lookup(obj: Any, path: str) -> Any:
+def lookup(obj: Any, path: str) -> Any:
     for key, index in _STEP.findall(path):
         if key and isinstance(obj, dict) and key in obj:
             obj = obj[key]
@@ -137,7 +137,7 @@ def field_accuracy_details(
     kinds = set(field_types) if field_types is not None else None
     currency = document_currency(gt)
     gt_leaves = [
-        (path, name, value) for path, name, value in _leaves(gt)
+        (path, name, value) for path, name, value in leaves(gt)
         if kinds is None or field_type(name) in kinds
     ]
     valid = isinstance(pred, dict)
@@ -145,7 +145,7 @@ def field_accuracy_details(
         pred = _align_rows(pred, gt, currency)
     per_field: dict[str, bool] = {}
     for path, name, value in gt_leaves:
-        predicted = _lookup(pred, path) if valid else _MISSING
+        predicted = lookup(pred, path) if valid else _MISSING
         if predicted is _MISSING:
             per_field[path] = False
         elif value is None:
@@ -153,8 +153,8 @@ def field_accuracy_details(
         else:
             per_field[path] = values_equal(name, predicted, value, currency, locale)
     extra = sorted(
-        path for path, name, _ in (_leaves(pred) if valid else ())
-        if _lookup(gt, path) is _MISSING and (kinds is None or field_type(name) in kinds)
+        path for path, name, _ in (leaves(pred) if valid else ())
+        if lookup(gt, path) is _MISSING and (kinds is None or field_type(name) in kinds)
     )
     correct, total = sum(per_field.values()), len(per_field)
     accuracy = correct / total if total else float(valid)
