@@ -13,7 +13,7 @@ from finscribe.model import load_model
 from finscribe.synthetic.canvas import TextSpan
 from finscribe.synthetic.ocr_text import group_lines, page_samples
 from finscribe.training.pretrain_reader import PretrainConfig, export_reader, pretrain, step_kind, step_samples
-from finscribe.training.reader_report import class_error_rates
+from finscribe.training.reader_report import block_rows, class_error_rates
 
 
 def _config(out, **overrides) -> PretrainConfig:
@@ -82,3 +82,28 @@ def test_class_error_rates_say_which_characters_are_misread():
     assert class_error_rates(["12xx"], ["12"]) == {"digit": 0.0, "letter": None, "other": None}
     # pooled over crops: 2 letter errors in 7 reference letters (rounded to 4 places as in eval.json)
     assert class_error_rates(["Totl $13.5", "A1"], ["Total $12.50", "AB1"])["letter"] == round(2 / 7, 4)
+
+
+def test_block_rows_score_each_row_against_the_same_row_of_the_target():
+    rows = block_rows(["Subtotal $9.00\nTax $1.00", "Subtotal $8.00\nTax $2.00\nTotal $10.00"],
+                      ["Subtotal $9.00\nTax $1.00\nTotal $10.00", "Subtotal $9.00\nTax $2.00\nTotal $11.00"])
+    assert rows["0"] == {"n": 2, "exact": 0.5, "cer": round(1 / 28, 4)}  # one digit wrong in 2 x 14 characters
+    assert rows["1"] == {"n": 2, "exact": 1.0, "cer": 0.0}
+    assert rows["2"] == {"n": 2, "exact": 0.0, "cer": round((12 + 1) / 24, 4)}  # a missing row costs all of it
+
+
+def test_a_second_phase_starts_from_an_earlier_reader_with_a_new_rope_theta(tmp_path, capsys):
+    first = pretrain(_config(tmp_path / "phase1", max_steps=2))
+    exported = export_reader(_config(tmp_path / "phase1", max_steps=2), tmp_path / "reader")
+    second = pretrain(_config(tmp_path / "phase2", max_steps=2, init_from=exported, rope_theta=1000.0, seed=99))
+    start = json.loads((second / "init" / "config.json").read_text())
+    assert start["text_config"]["rope_parameters"]["rope_theta"] == 1000.0
+    earlier = load_file(first / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(earlier[k], v) for k, v in load_file(second / "init" / "model.safetensors").items())
+    assert (second / "init" / "tokenizer.json").read_bytes() == (exported / "tokenizer.json").read_bytes()
+    model, _ = load_model(second / "checkpoint", device="cpu", dtype="float32")
+    assert model.config.text_config.rope_parameters["rope_theta"] == 1000.0
+    assert "rows" in json.loads((second / "eval.json").read_text())["eval"]["block"]["regions"]["totals_section"]
+
+    assert cli_main(["pretrain-reader", "--output-dir", str(tmp_path / "bad"), "--init-from", str(tmp_path)]) == 2
+    assert f"--init-from {tmp_path} is not a model folder" in capsys.readouterr().err

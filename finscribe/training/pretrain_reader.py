@@ -120,6 +120,8 @@ def tokenizer_corpus(config: PretrainConfig) -> list[str]:
 def init_model(config: PretrainConfig, folder: Path) -> Path:
     if (folder / "config.json").is_file():
         return folder
+    if config.init_from is not None:
+        return continue_from(config, folder)
     print(f"building the random tiny PaddleOCR-VL and its tokenizer in {folder}", flush=True)
     return build_tiny_model(folder, texts=tokenizer_corpus(config), seed=config.seed, hidden_size=config.hidden_size,
                             num_layers=config.num_layers, vision_hidden_size=config.vision_hidden_size,
@@ -127,6 +129,25 @@ def init_model(config: PretrainConfig, folder: Path) -> Path:
                             vision_num_heads=config.vision_num_heads, vocab_size=config.vocab_size,
                             min_pixels=28 * 28, max_pixels=config.max_pixels, split_digits=True,
                             rope_theta=config.rope_theta)
+
+
+def continue_from(config: PretrainConfig, folder: Path) -> Path:
+    """A second phase: the earlier reader's files as the start, with --rope-theta as its text RoPE
+    base (a new base re-tunes every attention's position pattern; the glyph features are kept)."""
+    source = Path(config.init_from)
+    if not (source / "config.json").is_file() or not (source / "model.safetensors").is_file():
+        raise PretrainError(f"--init-from {source} is not a model folder (config.json + model.safetensors); "
+                            f"pass an exported reader such as finscribe/assets/tiny_reader")
+    print(f"starting from {source} with text RoPE theta {config.rope_theta:g}", flush=True)
+    with atomic_directory(folder) as tmp:
+        for item in source.iterdir():
+            if item.is_file() and item.suffix in (".json", ".jinja", ".safetensors") and item.name not in (
+                    "eval.json", "pretrain_config.json", "trainer_state.json"):
+                shutil.copy2(item, tmp / item.name)
+        model_config = json.loads((tmp / "config.json").read_text())
+        model_config["text_config"]["rope_parameters"]["rope_theta"] = config.rope_theta
+        write_json_atomic(tmp / "config.json", model_config)
+    return folder
 
 
 def lr_factor(config: PretrainConfig, step: int) -> float:

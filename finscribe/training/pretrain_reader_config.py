@@ -13,6 +13,9 @@ class PretrainConfig:
     output_dir: Path = arg(Path("pretrain/tiny_reader"), "run folder (config, checkpoint, metrics, curve); resumes if it holds a checkpoint")
     export_dir: Path | None = arg(None, "also write the final model here as a plain model folder")
     export_only: bool = arg(False, "only export the latest checkpoint to --export-dir (evaluating it if needed), no training")
+    init_from: Path | None = arg(None, "start from this reader (a model folder, e.g. finscribe/assets/tiny_reader) "
+                                       "instead of random weights: a second phase keeps its weights, sizes and "
+                                       "tokenizer; only --rope-theta is applied to it")
     max_steps: int = arg(12000, "optimizer steps")
     seed: int = arg(1234, "seed of the pretraining invoices, the init and the batch order")
     eval_seed: int = arg(4321, "seed of the held-out invoices (all layouts, never trained on)")

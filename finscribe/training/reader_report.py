@@ -42,6 +42,20 @@ def class_error_rates(answers: list[str], targets: list[str]) -> dict[str, float
     return {c: round(edits[c] / chars[c], 4) if chars[c] else None for c in CHARACTER_CLASSES}
 
 
+def block_rows(answers: list[str], targets: list[str]) -> dict[str, dict[str, float]]:
+    """Exact rate and CER of each block row (row k of the answer against row k of the target; a
+    missing row is empty): where a reader that reads lines fails in blocks. The tiny reader at
+    RoPE theta 20 read totals rows 0-1 and wrote rows 2-3 from its prior (labels included)."""
+    rows: dict[int, list[tuple[str, str]]] = {}
+    for answer, target in zip(answers, targets):
+        got = answer.split("\n")
+        for k, line in enumerate(target.split("\n")):
+            rows.setdefault(k, []).append((got[k] if k < len(got) else "", line))
+    return {str(k): {"n": len(pairs), "exact": round(sum(a == t for a, t in pairs) / len(pairs), 4),
+                     "cer": round(sum(Levenshtein.distance(a, t) for a, t in pairs) / max(1, sum(len(t) for _, t in pairs)), 4)}
+            for k, pairs in sorted(rows.items())}
+
+
 def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> dict[str, Any]:
     """Greedy `OCR:` transcription of held-out crops: exact-line accuracy and CER (edit distance /
     reference characters), overall, per kind (line/block) and per region."""
@@ -75,6 +89,9 @@ def evaluate_reading(model: Any, processor: Any, samples: list[OcrSample]) -> di
         }
         held_out = [i for i in indices if samples[i].layout == "minimal"]
         result[kind]["held_out_layout"] = score(held_out)
+    for region, scored in result["block"]["regions"].items():
+        indices = [i for i, s in enumerate(samples) if s.kind == "block" and str(s.region) == region]
+        scored["rows"] = block_rows([answers[i] for i in indices], [samples[i].text for i in indices])
     result["examples"] = [{"kind": samples[i].kind, "region": samples[i].region, "target": samples[i].text,
                            "answer": answers[i]} for i in range(0, len(samples), max(1, len(samples) // 8))]
     return result
@@ -119,6 +136,18 @@ def reader_card(config: PretrainConfig, held_out: dict[str, Any]) -> str:
     rows = "\n".join(f"| {kind} | {region} | {r['n']} | {100 * r['exact']:.1f} % | {100 * r['cer']:.1f} % | {classes(r)} |"
                      for kind, result in (("line", line), ("block", block))
                      for region, r in result["regions"].items())
+    block_regions = block.get("regions", {})
+    width = max((len(r.get("rows", {})) for r in block_regions.values()), default=0)
+    row_header = " | ".join(f"row {k}" for k in range(width))
+    row_rule = "---:|" * width
+    row_table = "\n".join(
+        f"| {region} | " + " | ".join(
+            f"{100 * r['rows'][str(k)]['exact']:.0f} % / {100 * r['rows'][str(k)]['cer']:.0f} %" if str(k) in r["rows"]
+            else "" for k in range(width)) + " |"
+        for region, r in block_regions.items() if "rows" in r)
+    phase = ("" if config.init_from is None else
+             f" This is a second phase: it started from the reader in {config.init_from} (weights and tokenizer)"
+             f" with the text RoPE base set to {config.rope_theta:g}.")
     return f"""# FinScribe tiny reader (step {held_out['step']} of {config.max_steps})
 
 A tiny PaddleOCR-VL (`PaddleOCRVLForConditionalGeneration`, text {config.hidden_size}x{config.num_layers}, vision
@@ -128,7 +157,7 @@ text of a crop, on fresh synthetic invoice crops at {config.dpi} dpi (every loca
 {', '.join(config.held_out_layouts)}; {config.degrade_probability:.0%} of pages degraded). It knows no JSON
 schema: `finscribe quickstart` fine-tunes it into the extractor, as PaddleOCR-VL is fine-tuned. How well
 it reads at this step is measured below{"" if held_out["step"] >= config.max_steps else
-" (pretraining unfinished: resume with `finscribe pretrain-reader --output-dir pretrain/tiny_reader`)"}.
+" (pretraining unfinished: resume with `finscribe pretrain-reader --output-dir " + str(config.output_dir) + "`)"}.{phase}
 
 Made with `finscribe pretrain-reader` (settings in pretrain_config.json, curve in curve.png); it loads by
 path: `finscribe.model.load_model("finscribe/assets/tiny_reader")`.
@@ -144,6 +173,12 @@ quickstart's regions). Blocks: {100 * block['exact']:.1f} % exact, CER {100 * bl
 
 Errors per reference character of each class (edit operations; a missing or substituted character
 counts for the reference's class, an extra one for its own): where reading stalls.
+
+Block rows (row k of the answer against row k of the target, exact / CER): where a block stops being read.
+
+| region | {row_header} |
+|---|{row_rule}
+{row_table}
 
 ## Limits
 
