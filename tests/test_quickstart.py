@@ -76,10 +76,6 @@ def test_quickstart_help_lists_the_model_option(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 17: the committed reader reads single lines (fresh totals lines 2.4 % CER) "
-                                       "but whole totals blocks, the quickstart's crops, far worse (34.6 % CER); the full "
-                                       "quickstart's gap is 35.6 points (benchmarks/RESULTS.md). Strict: passing means "
-                                       "the extractor reads — then drop this mark.")
 def test_quickstart_recipe_learns_to_read_the_image(tmp_path):
     """The quickstart's recipe at reduced size: fine-tuning the reader must give accuracy that needs
     the image (fine-tuned minus the same model on blank images), positive and large."""
