@@ -16,6 +16,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -50,14 +51,20 @@ def timed(processor, picture: Image.Image, repeats: int) -> tuple[float, dict]:
 
 
 def main() -> int:
-    from transformers.models.paddleocr_vl.image_processing_paddleocr_vl import PaddleOCRVLImageProcessor
-    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    try:
+        import torchvision  # noqa: F401  (the torchvision backend's own dependency; FinScribe does not need it)
+    except ImportError:
+        print(f"error: this benchmark compares against the torchvision backend: pip install torchvision "
+              f"(the build matching torch {torch.__version__})", file=sys.stderr)
+        return 2
+    from transformers.models.paddleocr_vl.image_processing_paddleocr_vl import PaddleOCRVLImageProcessor
+    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
+
     torch.set_num_threads(args.threads)
     pil, tv = PaddleOCRVLImageProcessorPil(**SETTINGS), PaddleOCRVLImageProcessor(**SETTINGS)
     rows = []

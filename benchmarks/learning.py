@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from finscribe.config import arg, parse_config, save_config
-from finscribe.quickstart import QuickstartConfig
+from finscribe.quickstart_config import QuickstartConfig
 
 KEYS = ("field_accuracy", "char_accuracy", "exact_match", "json_validity_rate")
 

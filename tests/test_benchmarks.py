@@ -99,3 +99,27 @@ def test_mining_replay_scores_held_out_crops_of_the_mined_types(tiny_model_dir, 
         assert all(s["crops"] == 3 for s in result[scope].values())
     assert json.loads((out / "mining_replay.json").read_text()) == json.loads(json.dumps(result))
     assert "| with replay | test crops of mined types | 3 |" in (out / "mining_replay.md").read_text()
+
+
+def test_wilson_interval_brackets_the_rate_and_narrows_with_n():
+    wilson = runpy.run_path(str(REPO / "benchmarks" / "reader_lines.py"))["wilson_interval"]
+    low, high = wilson(45, 50)
+    assert low < 0.9 < high and high < 1.0
+    assert wilson(50, 50)[1] == pytest.approx(1.0) and wilson(50, 50)[0] > 0.9
+    assert wilson(450, 500)[1] - wilson(450, 500)[0] < high - low
+
+
+def test_reader_lines_reads_held_out_totals_of_the_committed_reader(tmp_path):
+    """Two held-out invoices: every totals line and block is scored and written, CI included."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "reader_lines.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "reader_lines.py"), "--pages", "2", "--output", str(out)],
+                   check=True, cwd=REPO, capture_output=True)
+    report = json.loads(out.read_text())
+    assert report["line"]["n"] >= 4 and set(report["line"]["regions"]) == {"totals_section"}
+    assert report["block"]["n"] >= 1 and set(report["block"]["regions"]) == {"totals_section"}
+    low, high = report["line"]["exact_95ci"]
+    assert low <= report["line"]["exact"] <= high
+    assert report["line"]["cer"] < 0.5  # the committed reader reads; a model that cannot scores near 1

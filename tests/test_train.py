@@ -233,3 +233,20 @@ def test_training_arguments_are_built_from_the_config(tmp_path):
     args = training_arguments(config, bf16=False, has_val=False)
     assert {name: getattr(args, name) for name in wanted} == wanted
     assert (args.num_train_epochs, args.per_device_eval_batch_size, args.data_seed) == (2.5, 3, 11)
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_activation_checkpointing_reaches_the_trainer_without_deprecation_warnings(tmp_path, enabled):
+    """`--gradient-checkpointing` is set under whichever name this transformers takes (5.2x renamed it
+    activation_checkpointing and warns on the old one), with non-reentrant recomputation when on."""
+    import warnings
+
+    from finscribe.training.train import TrainConfig, training_arguments
+
+    config = TrainConfig(data=(tmp_path / "r.jsonl",), output_dir=tmp_path / "o", gradient_checkpointing=enabled,
+                         report_to=("none",))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*checkpointing.*deprecated", category=FutureWarning)
+        args = training_arguments(config, bf16=False, has_val=False)
+    assert args.gradient_checkpointing is enabled
+    assert (args.gradient_checkpointing_kwargs == {"use_reentrant": False}) is enabled

@@ -146,8 +146,9 @@ def reader_card(config: PretrainConfig, held_out: dict[str, Any]) -> str:
             else "" for k in range(width)) + " |"
         for region, r in block_regions.items() if "rows" in r)
     phase = ("" if config.init_from is None else
-             f" This is a second phase: it started from the reader in {config.init_from} (weights and tokenizer)"
-             f" with the text RoPE base set to {config.rope_theta:g}.")
+             f" This run continues an earlier reader: it started from the one then in {config.init_from} (weights and"
+             f" tokenizer; a copy is kept in {config.output_dir}/init) with the text RoPE base set to"
+             f" {config.rope_theta:g}.")
     return f"""# FinScribe tiny reader (step {held_out['step']} of {config.max_steps})
 
 A tiny PaddleOCR-VL (`PaddleOCRVLForConditionalGeneration`, text {config.hidden_size}x{config.num_layers}, vision

@@ -18,6 +18,7 @@ loss_curve.png and the checkpoints (checkpoint-N, resumable with --resume-from-c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -259,13 +260,19 @@ class FinScribeTrainer(Trainer):
 
 def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> TrainingArguments:
     """TrainingArguments from the config's `arg(trainer=...)` options plus what follows from the run."""
+    options = trainer_arguments(config)
+    checkpointing = {"gradient_checkpointing": options.pop("gradient_checkpointing"),
+                     "gradient_checkpointing_kwargs": {"use_reentrant": False} if config.gradient_checkpointing else None}
+    # Later transformers 5.x renamed these to activation_checkpointing* and warn on the old names.
+    if "activation_checkpointing" in {field.name for field in dataclasses.fields(TrainingArguments)}:
+        checkpointing = {name.replace("gradient_", "activation_"): value for name, value in checkpointing.items()}
     return TrainingArguments(
-        **trainer_arguments(config),
+        **options,
+        **checkpointing,
         output_dir=str(config.output_dir),
         eval_strategy="steps" if has_val else "no",
         eval_steps=(config.eval_steps or config.save_steps) if has_val else None,
         bf16=bf16,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         remove_unused_columns=False,  # the collator needs image/prompt/target
         report_to=[r for r in config.report_to if r != "none"],
         average_tokens_across_devices=True,  # normalise by answer tokens summed over all ranks

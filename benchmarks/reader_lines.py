@@ -1,0 +1,86 @@
+"""Reader benchmark: a reader's exact-line accuracy and CER on many held-out lines of chosen regions.
+
+Issue 17's reader goal (>= 90 % exact, <= 2 % CER) is about held-out lines of the quickstart's
+regions. The evaluation inside `finscribe pretrain-reader` draws 256 lines of *all* regions, of
+which only ~26 are totals lines: too few to tell 85 % from 90 %. This reads every line and block
+of the chosen regions on `--pages` held-out invoices (the pretraining's eval seed: every layout,
+the held-out one included, every locale, 30 % degraded pages), with a 95 % Wilson interval on the
+exact-line rate.
+
+    .venv/bin/python benchmarks/reader_lines.py --model finscribe/assets/tiny_reader --pages 120 \\
+        --output benchmarks/results/reader_lines.json
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from finscribe.config import arg, parse_config
+
+
+@dataclass
+class ReaderLinesConfig:
+    model: str = arg("finscribe/assets/tiny_reader", "reader to score (a model folder)")
+    regions: tuple[str, ...] = arg(("totals_section",), "regions whose lines and blocks are read")
+    pages: int = arg(120, "held-out invoices to draw the crops from")
+    eval_seed: int = arg(4321, "seed of the held-out invoices (the pretraining's eval seed)")
+    degrade_probability: float = arg(0.3, "share of degraded pages (the pretraining's)")
+    max_pixels: int = arg(125440, "skip crops larger than this (the pretraining's limit)")
+    output: Path | None = arg(None, "write the report here as JSON")
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % score interval of a rate: honest at small n and near 0 or 1, unlike p ± 2σ."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(centre - half, 4), round(centre + half, 4))
+
+
+def run(config: ReaderLinesConfig) -> dict:
+    from tqdm import tqdm
+
+    from finscribe.model import load_model
+    from finscribe.synthetic.ocr_text import page_samples
+    from finscribe.training.reader_report import crop_area, evaluate_reading
+
+    samples = []
+    for index in tqdm(range(config.pages), desc="render held-out invoices", unit="page"):
+        samples += [s for s in page_samples(config.eval_seed, index, degrade_probability=config.degrade_probability,
+                                            block_regions=config.regions)
+                    if s.region in config.regions and crop_area(s) <= config.max_pixels]
+    model, processor = load_model(config.model, device="cpu", dtype="float32")
+    started = time.time()
+    report = evaluate_reading(model, processor, samples)
+    lines = report["line"]
+    exact_lines = round(lines["exact"] * lines["n"])
+    report["line"]["exact_95ci"] = wilson_interval(exact_lines, lines["n"])
+    report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    report["read_seconds"] = round(time.time() - started, 1)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(ReaderLinesConfig, argv, "benchmarks/reader_lines.py", __doc__.split("\n\n")[0])
+    report = run(config)
+    if config.output:
+        from finscribe.fileio import write_json_atomic
+
+        write_json_atomic(config.output, report)
+    for kind in ("line", "block"):
+        scored = report[kind]
+        extra = f", 95 % CI of exact {scored['exact_95ci']}" if kind == "line" else ""
+        print(f"{kind}s of {', '.join(config.regions)}: n={scored['n']} exact {100 * scored['exact']:.1f} % "
+              f"CER {100 * scored['cer']:.2f} % (digits {100 * (scored['cer_by_class']['digit'] or 0):.2f} %){extra}; "
+              f"held-out layout: n={scored['held_out_layout']['n']} exact {100 * scored['held_out_layout']['exact']:.1f} % "
+              f"CER {100 * scored['held_out_layout']['cer']:.2f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
