@@ -14,16 +14,18 @@ exact-line rate.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from finscribe.config import arg, parse_config
+from finscribe.quickstart_config import TINY_READER
 
 
 @dataclass
 class ReaderLinesConfig:
-    model: str = arg("finscribe/assets/tiny_reader", "reader to score (a model folder)")
+    model: str = arg(str(TINY_READER), "reader to score (a model folder; default: the committed reader)")
     regions: tuple[str, ...] = arg(("totals_section",), "regions whose lines and blocks are read")
     pages: int = arg(120, "held-out invoices to draw the crops from")
     eval_seed: int = arg(4321, "seed of the held-out invoices (the pretraining's eval seed)")
@@ -49,12 +51,12 @@ def run(config: ReaderLinesConfig) -> dict:
     from finscribe.synthetic.ocr_text import page_samples
     from finscribe.training.reader_report import crop_area, evaluate_reading
 
+    model, processor = load_model(config.model, device="cpu", dtype="float32")  # first: a bad path fails at once
     samples = []
     for index in tqdm(range(config.pages), desc="render held-out invoices", unit="page"):
         samples += [s for s in page_samples(config.eval_seed, index, degrade_probability=config.degrade_probability,
                                             block_regions=config.regions)
                     if s.region in config.regions and crop_area(s) <= config.max_pixels]
-    model, processor = load_model(config.model, device="cpu", dtype="float32")
     started = time.time()
     report = evaluate_reading(model, processor, samples)
     lines = report["line"]
@@ -66,8 +68,14 @@ def run(config: ReaderLinesConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from finscribe.errors import FinScribeError
+
     config = parse_config(ReaderLinesConfig, argv, "benchmarks/reader_lines.py", __doc__.split("\n\n")[0])
-    report = run(config)
+    try:
+        report = run(config)
+    except FinScribeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if config.output:
         from finscribe.fileio import write_json_atomic
 

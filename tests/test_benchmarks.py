@@ -123,3 +123,13 @@ def test_reader_lines_reads_held_out_totals_of_the_committed_reader(tmp_path):
     low, high = report["line"]["exact_95ci"]
     assert low <= report["line"]["exact"] <= high
     assert report["line"]["cer"] < 0.5  # the committed reader reads; a model that cannot scores near 1
+
+
+def test_reader_lines_names_a_missing_model_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reader_lines.py"), "--model", str(tmp_path / "nope")],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"model folder {tmp_path / 'nope'} not found" in done.stderr
