@@ -31,9 +31,17 @@ class GenerationArgs:
     constrained: bool = arg(False, "schema-constrained decoding: the model can only emit a JSON object of the prompt's "
                                    "region (known keys, canonical amounts and dates; finscribe.constrained)")
 
+    beams: int = arg(1, "beam candidates per image; above 1 the answer is the most likely candidate that parses and "
+                        "passes the region's arithmetic and consistency rules (finscribe.eval.validation), else the "
+                        "most likely one; 1 = greedy. Costs about that many times the decoding time")
+
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("--batch-size and --max-new-tokens must be >= 1")
+        if self.beams < 1:
+            raise ValueError("--beams must be >= 1")
+        if self.beams > 1 and self.constrained:
+            raise ValueError("--beams > 1 cannot be combined with --constrained (the grammar follows one sequence per row)")
         if self.repetition_window < 0:
             raise ValueError("--repetition-window must be >= 0")
 

@@ -18,12 +18,18 @@ to loop on long tables) and marks it `repetition=True` instead of burning the wh
 `constrained=True` adds schema-constrained decoding (`finscribe.constrained`): every row may only
 emit a JSON object of its own region's schema (rows of one batch may differ), EOS only once the
 object is complete; `Prediction.constrained` records the mode.
+
+`beams=k` (k > 1) decodes k beam candidates per image and answers the most likely one that parses
+and that `accept(region, fields)` accepts, else the most likely one; `Prediction.beam` says which.
+The stages pass `finscribe.eval.validation.passes_validation`, so a candidate whose amounts break
+the invoice arithmetic (total = subtotal - discount + tax, ...) gives way to the next beam that adds
+up: a misread digit of one amount is usually caught by the others.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,9 @@ class Prediction:
     `seconds`: the wall time of the image's batch divided by the batch size: batched decoding
     has no per-image time, this is each image's share of the throughput.
     `constrained`: whether schema-constrained decoding produced it.
+    `beam`: with `beams` > 1, the rank (0 = most likely) of the beam candidate answered; `beams`:
+    how many candidates there were; `accepted`: whether that candidate passed `accept` (None when
+    no check ran).
     """
 
     parsed: dict[str, Any] | None
@@ -67,6 +76,9 @@ class Prediction:
     new_tokens: int
     seconds: float
     constrained: bool = False
+    beam: int = 0
+    beams: int = 1
+    accepted: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,9 +176,24 @@ def _grammars(model: Any, processor: Any, regions: list[str], currency: str | No
                              currency=currency) for region in regions]
 
 
+def choose_candidate(parsed: Sequence[dict[str, Any] | None], region: str,
+                     accept: Callable[[str, dict[str, Any]], bool] | None) -> tuple[int, bool | None]:
+    """(rank, accepted) of the beam candidate to answer, given each candidate's parsed JSON (None
+    when it did not parse), most likely first: the first that parses and passes `accept`, else the
+    first that parses, else the first. `accepted` is None when there is no `accept` check."""
+    passing = [rank for rank, fields in enumerate(parsed)
+               if fields is not None and (accept is None or accept(region, fields))]
+    if passing:
+        return passing[0], True if accept is not None else None
+    first_parsed = next((rank for rank, fields in enumerate(parsed) if fields is not None), 0)
+    return first_parsed, False if accept is not None else None
+
+
 def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list[str], names: list[str],
                     max_new_tokens: int, repetition_window: int, min_new_tokens: int,
-                    grammars: list[Any] | None = None) -> list[Prediction]:
+                    grammars: list[Any] | None = None, beams: int = 1,
+                    accept: Callable[[str, dict[str, Any]], bool] | None = None,
+                    regions: list[str] | None = None) -> list[Prediction]:
     tokenizer = processor.tokenizer
     pil = [load_image(image, name) for image, name in zip(images, names)]
     texts = [render_prompt(processor, prompt) for prompt in prompts]
@@ -187,37 +214,54 @@ def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list
     pad_id = model.generation_config.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    # Beam search reorders its rows every step, which the guard's per-row state cannot follow; the
+    # token cap bounds a looping beam instead.
     guard = RepetitionGuard(prompt_length, len(pil), eos_ids, max_period=repetition_window)
-    criteria = StoppingCriteriaList([guard] if repetition_window > 0 else [])
+    criteria = StoppingCriteriaList([guard] if repetition_window > 0 and beams == 1 else [])
     processors = LogitsProcessorList()
     if grammars is not None:
         from finscribe.constrained import RegionConstraint
 
         processors.append(RegionConstraint(grammars, prompt_length))
     output = model.generate(
-        **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-        eos_token_id=eos_ids, pad_token_id=pad_id, stopping_criteria=criteria, logits_processor=processors,
+        # early_stopping: an image is done once it has `beams` finished candidates (the default would
+        # keep searching for a better-scoring longer one, up to the token cap).
+        **inputs, do_sample=False, num_beams=beams, num_return_sequences=beams, early_stopping=beams > 1,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens, eos_token_id=eos_ids, pad_token_id=pad_id, stopping_criteria=criteria,
+        logits_processor=processors,
     )
     seconds = (time.perf_counter() - start) / len(pil)
     generated = output[:, prompt_length:].cpu()
-    predictions = []
-    for row in range(len(pil)):
+
+    def decoded(row: int, stopped_at: int | None) -> tuple[str, dict[str, Any] | None, str | None, int]:
         ids = generated[row].tolist()
         n = len(ids)
         eos_at = next((i for i, t in enumerate(ids) if t in eos_ids), None)
         if eos_at is not None:
             n = eos_at + 1
-        if guard.stopped_at[row] is not None:
-            n = min(n, guard.stopped_at[row])
+        if stopped_at is not None:
+            n = min(n, stopped_at)
         raw = tokenizer.decode(ids[:n], skip_special_tokens=True, clean_up_tokenization_spaces=False)
         try:
-            parsed, error = parse_output(raw), None
+            return raw, parse_output(raw), None, n
         except OutputParseError as err:
-            parsed, error = None, str(err)
+            return raw, None, str(err), n
+
+    predictions = []
+    for image_index in range(len(pil)):
+        # generate() returns an image's `beams` candidates as consecutive rows, most likely first.
+        candidates = [decoded(image_index * beams + rank, guard.stopped_at[image_index] if beams == 1 else None)
+                      for rank in range(beams)]
+        chosen, accepted = 0, None
+        if beams > 1:
+            region = regions[image_index] if regions is not None else ""
+            chosen, accepted = choose_candidate([c[1] for c in candidates], region, accept)
+        raw, parsed, error, n = candidates[chosen]
         predictions.append(Prediction(
-            parsed=parsed, raw_text=raw, error=error, repetition=guard.stopped_at[row] is not None,
-            prompt_tokens=int(inputs["attention_mask"][row].sum()), new_tokens=n, seconds=seconds,
-            constrained=grammars is not None,
+            parsed=parsed, raw_text=raw, error=error, repetition=beams == 1 and guard.stopped_at[image_index] is not None,
+            prompt_tokens=int(inputs["attention_mask"][image_index].sum()), new_tokens=n, seconds=seconds,
+            constrained=grammars is not None, beam=chosen, beams=beams, accepted=accepted,
         ))
     return predictions
 
@@ -237,8 +281,10 @@ def predict(
     constrained: bool = False,
     regions: Sequence[str] | None = None,
     currency: str | None = None,
+    beams: int = 1,
+    accept: Callable[[str, dict[str, Any]], bool] | None = None,
 ) -> list[Prediction]:
-    """Greedy-decode every image (PIL image or path) with the prompt of `region` (a schema region
+    """Decode every image (PIL image or path; greedy, or beam search with `beams` > 1) with the prompt of `region` (a schema region
     or "page"); returns one `Prediction` per image, in order.
 
     `prompts` overrides the region prompt per image (e.g. the OCR prompt). `repetition_window=0`
@@ -248,11 +294,20 @@ def predict(
     `regions` overrides `region` per image (a batch may mix regions; the prompts follow unless
     `prompts` is given). `currency` (an ISO code, when the caller knows it) pins the constrained
     amounts to its minor units.
+    `beams` > 1: beam search with that many candidates per image; the answer is the most likely
+    candidate that parses and passes `accept(region, fields)` (any parsed object when `accept` is
+    None), else the most likely that parses, else the most likely (module docstring). The
+    repetition guard is off then (the token cap bounds a loop), and it cannot be combined with
+    `constrained`.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if beams < 1:
+        raise ValueError(f"beams must be >= 1, got {beams}")
+    if beams > 1 and constrained:
+        raise ValueError("constrained decoding follows one sequence per row; it cannot be combined with beams > 1")
     images = list(images)
     if regions is None:
         regions = [region] * len(images)
@@ -273,7 +328,8 @@ def predict(
                 stop = start + batch_size
                 predictions += _generate_batch(model, processor, images[start:stop], list(prompts[start:stop]),
                                                names[start:stop], max_new_tokens, repetition_window, min_new_tokens,
-                                               None if grammars is None else grammars[start:stop])
+                                               None if grammars is None else grammars[start:stop], beams, accept,
+                                               list(regions[start:stop]))
                 if progress is not None:
                     progress.update(len(images[start:stop]))
     finally:
@@ -300,11 +356,13 @@ def predict_records(
     generation: GenerationArgs,
     *,
     show_progress: bool = True,
+    accept: Callable[[str, dict[str, Any]], bool] | None = None,
 ) -> list[Prediction]:
     """Predict dataset records (`{"image", "prompt", "region", ...}`), one Prediction per record
     in record order, as `generation` says (batch size, token cap, repetition guard, constrained
-    decoding). Records are grouped by (region, prompt) and, inside a group, sorted by image area
-    so that a batch pads as little as possible. Plain-text "OCR:" records are never constrained."""
+    decoding, beams; `accept` as in `predict`). Records are grouped by (region, prompt) and,
+    inside a group, sorted by image area so that a batch pads as little as possible. Plain-text
+    "OCR:" records are never constrained and always greedy (their answer is no JSON to check)."""
 
     groups: dict[tuple[str, str], list[int]] = {}
     for i, record in enumerate(records):
@@ -321,7 +379,8 @@ def predict_records(
             preds = predict(model, processor, [records[i]["image"] for i in indices], region,
                             max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size,
                             repetition_window=generation.repetition_window, prompts=[prompt] * len(indices),
-                            progress=bar, constrained=generation.constrained and prompt != OCR_PROMPT)
+                            progress=bar, constrained=generation.constrained and prompt != OCR_PROMPT,
+                            beams=generation.beams if prompt != OCR_PROMPT else 1, accept=accept)
             for i, pred in zip(indices, preds):
                 results[i] = pred
     return results  # type: ignore[return-value]

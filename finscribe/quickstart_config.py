@@ -37,12 +37,16 @@ class QuickstartConfig:
     max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
     eval_limit: int | None = arg(None, "evaluate only the first N test crops")
     eval_batch_size: int = arg(16, "crops per generation batch")
+    validated_beams: int = arg(4, "beam candidates of the extra evaluation with validated beams (the answer is the most "
+                                  "likely candidate that passes the invoice arithmetic); 0 or 1 = skip that step")
 
     def __post_init__(self) -> None:
         if self.num_samples < 20:
             raise ValueError(f"--num-samples must be >= 20 to leave train and test crops, got {self.num_samples}")
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError("--max-steps and --batch-size must be >= 1")
+        if self.validated_beams < 0:
+            raise ValueError("--validated-beams must be >= 0")
 
     @property
     def tiny(self) -> bool:

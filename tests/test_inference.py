@@ -7,7 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from finscribe.data.formatters import prompt_for
 from finscribe.inference import GenerationArgs, Prediction, find_loop, predict, predict_records
+from finscribe.prompting import render_prompt
 
 
 def _image(width: int, height: int, text: str) -> Image.Image:
@@ -140,3 +142,54 @@ def test_bad_inputs(tiny_model, tmp_path):
         predict(model, processor, [tmp_path / "missing.png"], "totals_section", max_new_tokens=2)
     with pytest.raises(ValueError, match="max_new_tokens"):
         predict(model, processor, [SMALL], "totals_section", max_new_tokens=0)
+
+
+def test_choose_candidate_prefers_the_first_that_passes():
+    from finscribe.eval.validation import passes_validation
+    from finscribe.inference import choose_candidate
+
+    wrong_total = {"subtotal": "100.00", "discount": "0.00", "tax_rate": "10", "tax_amount": "10.00",
+                   "total": "170.00", "currency": "USD"}
+    right_total = dict(wrong_total, total="110.00")
+    # the most likely beam misreads the total; the second adds up and is answered
+    assert choose_candidate([wrong_total, right_total], "totals_section", passes_validation) == (1, True)
+    assert choose_candidate([right_total, wrong_total], "totals_section", passes_validation) == (0, True)
+    # nothing adds up: the most likely parsed candidate, flagged as not accepted
+    assert choose_candidate([None, wrong_total, wrong_total], "totals_section", passes_validation) == (1, False)
+    assert choose_candidate([None, None], "totals_section", passes_validation) == (0, False)
+    # without a check: the first that parses
+    assert choose_candidate([None, wrong_total], "totals_section", None) == (1, None)
+    calls = []
+    choose_candidate([wrong_total], "invoice_meta", lambda region, fields: calls.append(region) or False)
+    assert calls == ["invoice_meta"]  # the check sees the row's region
+
+
+def test_beams_answer_the_top_beam_when_nothing_parses(chaotic_model):
+    model, processor = chaotic_model
+    greedy = predict(model, processor, [BIG, SMALL], "totals_section", max_new_tokens=10, repetition_window=0)
+    beamed = predict(model, processor, [BIG, SMALL], "totals_section", max_new_tokens=10, beams=3,
+                     accept=lambda region, fields: True)
+    assert [p.beams for p in greedy] == [1, 1] and [p.accepted for p in greedy] == [None, None]
+    assert [p.beams for p in beamed] == [3, 3]
+    for pred in beamed:  # random weights emit no JSON: the most likely beam, not accepted
+        assert pred.parsed is None and pred.beam == 0 and pred.accepted is False
+        assert 1 <= pred.new_tokens <= 10
+    # the answer is generate()'s own best beam for that image alone
+    inputs = processor(text=[render_prompt(processor, prompt_for("totals_section"))], images=[SMALL],
+                       add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():
+        best = model.generate(**inputs, do_sample=False, num_beams=3, num_return_sequences=1, early_stopping=True,
+                              max_new_tokens=10, pad_token_id=processor.tokenizer.pad_token_id)
+    text = processor.tokenizer.decode(best[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True,
+                                      clean_up_tokenization_spaces=False)
+    assert beamed[1].raw_text == text
+
+
+def test_beams_refuse_constrained_decoding(tiny_model):
+    model, processor = tiny_model
+    with pytest.raises(ValueError, match="beams"):
+        predict(model, processor, [SMALL], "totals_section", beams=2, constrained=True)
+    with pytest.raises(ValueError, match="beams"):
+        predict(model, processor, [SMALL], "totals_section", beams=0)
+    with pytest.raises(ValueError, match="--beams"):
+        GenerationArgs(model="tiny", beams=2, constrained=True)

@@ -54,9 +54,20 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
     assert digits["model"] == comparison_json["digit_positions"]["model"]["all amounts"]
     assert digits["model"]["10^-2"]["total"] >= 4  # every test crop's amounts have a cents digit
     assert "Amount digits by position" in comparison
+    # the validated-beams evaluation: its own report, its figures in the summary beside greedy's
+    beams_report = json.loads((out / "eval_beams" / "report.json").read_text())
+    assert beams_report["beams"] == 4 == summary["validated_beams"]
+    for key in ("field_accuracy", "exact_match"):
+        assert summary["overall"]["model_validated_beams"][key] == pytest.approx(beams_report["overall"][key])
+    assert goals["totals_section field accuracy"]["measured_validated_beams"] == pytest.approx(
+        beams_report["per_region"]["totals_section"]["field_accuracy"])
+    assert "measured_validated_beams" not in goals["field accuracy that needs the image (points)"]
+    beam_rows = [json.loads(line) for line in (out / "eval_beams" / "predictions.jsonl").read_text().splitlines()]
+    assert len(beam_rows) == 4 and all(0 <= row["beam"] < 4 for row in beam_rows)
     printed = capsys.readouterr().out
     assert "goals (issue 17" in printed and "amount digits right by position" in printed
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
+    assert "validated beams" in printed
     records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
     assert {r["region"] for r in records} == {"totals_section"}
     assert {r["split"] for r in records} >= {"train", "test"}

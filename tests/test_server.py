@@ -90,6 +90,11 @@ def test_serve_takes_the_shared_generation_group_with_the_same_flags():
     # the service decodes constrained by default (issue 15); --no-constrained turns it off
     assert parse_config(ServeConfig, ["--model", "m"], "serve", "").generation.constrained is True
     assert parse_config(ServeConfig, ["--model", "m", "--no-constrained"], "serve", "").generation.constrained is False
+    # --beams > 1 decodes validated beams instead (the grammar follows one sequence per row)
+    beams = parse_config(ServeConfig, ["--model", "m", "--beams", "4"], "serve", "").generation
+    assert (beams.beams, beams.constrained) == (4, False)
+    with pytest.raises(SystemExit):  # both asked for explicitly: one clear error
+        parse_config(ServeConfig, ["--model", "m", "--beams", "4", "--constrained"], "serve", "")
 
 
 def test_pdf_every_page_is_extracted_with_the_page_prompt(server):

@@ -133,3 +133,15 @@ def test_extract_reports_fields_read_and_valid_needs_a_field(service):
     assert result["valid"] == (result["fields_read"] > 0 and not result["violations"])
     if not result["fields_read"]:
         assert result["valid"] is False
+
+
+def test_the_service_decodes_validated_beams_when_asked(tiny_model_dir):
+    service = PaddleOCRVLService(GenerationArgs(model=str(tiny_model_dir), max_new_tokens=4, batch_size=4,
+                                                device="cpu", beams=3))
+    assert service.info()["beams"] == 3 and service.info()["constrained"] is False
+    page = Image.new("RGB", (400, 300), "white")
+    result = service.extract(page, boxes={"totals_section": [200, 150, 400, 300]})
+    totals = result["regions"]["totals_section"]
+    # 4 tokens of an untrained model parse in no beam: the most likely one, flagged as not accepted
+    assert (totals["beams"], totals["beam"], totals["accepted"]) == (3, 0, False)
+    assert totals["error"] and result["valid"] is False

@@ -13,10 +13,17 @@ from finscribe.limits import MAX_PIXELS
 @dataclass
 class ServeGenerationArgs(GenerationArgs):
     """The service's generation options: the same flags, but constrained decoding on by default, so
-    that an answer is always a JSON object of the region's schema (`--no-constrained` turns it off)."""
+    that an answer is always a JSON object of the region's schema (`--no-constrained` turns it off;
+    `--beams N` > 1 decodes validated beams instead, which the grammar cannot follow)."""
 
-    constrained: bool = arg(True, "schema-constrained decoding: the model can only emit a JSON object of the "
-                                  "region's schema (known keys, canonical amounts and dates); --no-constrained to turn off")
+    constrained: bool | None = arg(None, "schema-constrained decoding: the model can only emit a JSON object of the "
+                                         "region's schema (known keys, canonical amounts and dates); default: on, "
+                                         "unless --beams > 1")
+
+    def __post_init__(self) -> None:
+        if self.constrained is None:
+            self.constrained = self.beams == 1
+        super().__post_init__()
 
 
 @dataclass

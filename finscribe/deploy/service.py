@@ -37,7 +37,7 @@ from finscribe.deploy.quantize import (
     load_quantized_model,
 )
 from finscribe.errors import FinScribeError
-from finscribe.eval.validation import validate_document
+from finscribe.eval.validation import passes_validation, validate_document
 from finscribe.inference import GenerationArgs, Prediction, predict
 from finscribe.ingest import fit_for_model
 
@@ -165,13 +165,14 @@ class PaddleOCRVLService:
                 "dtype": str(dtype).removeprefix("torch."), "parameters": count_parameters(self.model),
                 "device": str(next(self.model.parameters()).device),
                 "max_new_tokens": self.generation.max_new_tokens, "batch_size": self.generation.batch_size,
-                "constrained": self.generation.constrained}
+                "constrained": self.generation.constrained, "beams": self.generation.beams}
 
     def _predict(self, crops: list[Image.Image], region: str) -> list[Prediction]:
         # The one place GenerationArgs becomes predict options: a new generation option is wired here.
         g = self.generation
         return predict(self.model, self.processor, crops, region, max_new_tokens=g.max_new_tokens,
-                       batch_size=g.batch_size, repetition_window=g.repetition_window, constrained=g.constrained)
+                       batch_size=g.batch_size, repetition_window=g.repetition_window, constrained=g.constrained,
+                       beams=g.beams, accept=passes_validation)
 
     def extract(self, page_image: Image.Image, boxes: dict[str, Box] | None = None) -> dict[str, Any]:
         """Extract one page → {"document", "violations", "valid", "regions", "timings", "model"}."""
@@ -222,7 +223,9 @@ class PaddleOCRVLService:
                 prediction = predictions[(page_index, region)]
                 regions[region] = {"raw_text": prediction.raw_text, "error": prediction.error,
                                    "repetition": prediction.repetition, "box": pixel_box,
-                                   "new_tokens": prediction.new_tokens}
+                                   "new_tokens": prediction.new_tokens,
+                                   # with --beams > 1: which beam answered, and whether it passed validation
+                                   "beam": prediction.beam, "beams": prediction.beams, "accepted": prediction.accepted}
                 if prediction.parsed is None:
                     continue
                 if region == PAGE:  # the page prompt answers with the whole {region: fields} document

@@ -36,7 +36,7 @@ from finscribe.data.schema import (
 from finscribe.eval.document_config import DocumentCompareConfig, DocumentEvalConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
-from finscribe.eval.validation import validate_document
+from finscribe.eval.validation import passes_validation, validate_document
 from finscribe.fileio import write_json_atomic
 from finscribe.inference import GenerationArgs, Prediction, predict
 from finscribe.ingest import DEFAULT_LIMITS, IngestLimits, probe_document, read_document
@@ -93,12 +93,12 @@ def evaluate_document(model: Any, processor: Any, image: str | Path, region: str
                       limits: IngestLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Predict one document file (any page count); with ground-truth fields, score it as
     `evaluate` scores a record. `generation` gives max_new_tokens, batch_size, repetition_window
-    and constrained."""
+    constrained and beams."""
     kind, pages = read_document(image, limits)  # IngestError names the file
     g = generation or GenerationArgs(model="(given)")
     page_predictions = predict(model, processor, pages, region, max_new_tokens=g.max_new_tokens,
                                batch_size=g.batch_size, repetition_window=g.repetition_window,
-                               constrained=g.constrained)
+                               constrained=g.constrained, beams=g.beams, accept=passes_validation)
     prediction = combine_pages(page_predictions, region)
     result: dict[str, Any] = {"image": str(image), "kind": kind, "num_pages": len(pages), "region": region,
                               "prediction": prediction.to_dict()}

@@ -46,6 +46,7 @@ from finscribe.eval.scoring import (
     score_record,
     summarise,
 )
+from finscribe.eval.validation import passes_validation
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import GenerationArgs, predict_records
 
@@ -111,7 +112,8 @@ def run_model(generation: GenerationArgs, records: list[dict[str, Any]], *, show
     model, processor = generation.load()
     inputs = [dict(r, image=blank_like(r["image"])) for r in records] if blank_images else records
     start = time.perf_counter()
-    predictions = predict_records(model, processor, inputs, generation, show_progress=show_progress)
+    predictions = predict_records(model, processor, inputs, generation, show_progress=show_progress,
+                                  accept=passes_validation)
     wall = time.perf_counter() - start
     del model, processor
     gc.collect()  # release the weights before a second model is loaded (compare)
@@ -133,7 +135,8 @@ def evaluate(config: EvaluateConfig, show_progress: bool = True) -> dict[str, An
     write_jsonl_atomic(out / "predictions.jsonl", rows)
     report = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
               "max_new_tokens": config.generation.max_new_tokens, "blank_images": config.blank_images,
-              "constrained": config.generation.constrained,
+              "constrained": config.generation.constrained, "beams": config.generation.beams,
+              "beam_answers_not_top": sum(r["beam"] > 0 for r in rows),  # answers a lower beam gave (validation chose it)
               "prediction_seconds": wall, "images_per_second": len(rows) / wall if wall else None,
               "field_coverage": field_coverage(records),  # partial labels: which fields were scored
               **summarise(rows, held_out_layouts=held_out, resamples=config.resamples, seed=config.seed)}
@@ -182,7 +185,7 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
     result: dict[str, Any] = {
         "base": config.base, "model": config.generation.model, "data": str(config.records.data),
         "split": config.records.split, "records": len(records), "documents": len({r["source_id"] for r in base_rows}),
-        "constrained": config.generation.constrained,
+        "constrained": config.generation.constrained, "beams": config.generation.beams,
         "prediction_seconds": {"base": base_wall, "model": model_wall},
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "document (source_id)", "level": 0.95},
         "deltas": _deltas(base_rows, model_rows, config.resamples, config.seed),

@@ -101,7 +101,7 @@ def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
         "violations": [f"{v.rule}: {v.field}" for v in violations],
         "char_accuracy": 1.0 - Levenshtein.normalized_distance(prediction.raw_text, record["target"]),
         "prompt_tokens": prediction.prompt_tokens, "new_tokens": prediction.new_tokens,
-        "seconds": prediction.seconds,
+        "seconds": prediction.seconds, "beam": prediction.beam,
     }
 
 

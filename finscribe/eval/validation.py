@@ -187,3 +187,9 @@ def validate_document(doc: dict, *, locale: str | None = None) -> list[Violation
 def is_valid(doc: dict, *, locale: str | None = None) -> bool:
     """True when `validate_document` finds no violation."""
     return not validate_document(doc, locale=locale)
+
+
+def passes_validation(region: str, fields: dict[str, Any]) -> bool:
+    """Whether one region's predicted fields break none of `validate_document`'s rules: the `accept`
+    check of beam decoding (`predict(..., beams=k, accept=passes_validation)`)."""
+    return not validate_document({region: fields})

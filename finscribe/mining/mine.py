@@ -20,6 +20,7 @@ from typing import Any
 from finscribe.config import config_to_dict, parse_config, save_config
 from finscribe.data.selection import load_selection
 from finscribe.eval.charts import plt, save_figure
+from finscribe.eval.validation import passes_validation
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import GenerationArgs, predict_records
 from finscribe.mining.error_classifier import ErrorType, find_errors
@@ -49,7 +50,8 @@ def classify_records(
     """Predict every record (`inference.predict_records`: grouped by region, batched, tqdm) and
     classify each output against the record's target, in record order."""
 
-    predictions = predict_records(model, processor, records, generation, show_progress=show_progress)
+    predictions = predict_records(model, processor, records, generation, show_progress=show_progress,
+                                  accept=passes_validation)
     results = []
     for record, prediction in zip(records, predictions, strict=True):
         gt = json.loads(record["target"])
