@@ -164,3 +164,17 @@ def test_generated_invoices_are_valid(seed, items, locale_index, currency):
     broken = copy.deepcopy(label)
     broken["totals_section"]["total"] = str(int(float(label["totals_section"]["total"])) + 1)
     assert "total" in {v.rule for v in validate_document(broken)}
+
+
+def test_passes_validation_checks_a_region_or_a_whole_page():
+    from finscribe.eval.validation import passes_validation
+
+    totals = {"subtotal": "100.00", "discount": "0.00", "tax_rate": "10", "tax_amount": "10.00",
+              "total": "110.00", "currency": "USD"}
+    assert passes_validation("totals_section", totals)
+    assert not passes_validation("totals_section", dict(totals, total="170.00"))  # does not add up
+    assert not passes_validation("totals_section", {"total": "110.00"})  # fields missing
+    # the page prompt answers with the document itself
+    assert passes_validation("page", {"totals_section": totals})
+    assert not passes_validation("page", {"totals_section": dict(totals, tax_amount="11.00")})
+    assert not passes_validation("page", {"total": "110.00"})  # flat keys name no region

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from finscribe.data.formatters import PAGE
 from finscribe.data.schema import (
     CURRENCY_CODES,
     LINE_ITEM_FIELDS,
@@ -191,5 +192,8 @@ def is_valid(doc: dict, *, locale: str | None = None) -> bool:
 
 def passes_validation(region: str, fields: dict[str, Any]) -> bool:
     """Whether one region's predicted fields break none of `validate_document`'s rules: the `accept`
-    check of beam decoding (`predict(..., beams=k, accept=passes_validation)`)."""
+    check of beam decoding (`predict(..., beams=k, accept=passes_validation)`). For the whole-page
+    prompt (`region` "page") `fields` is the document itself, and it must name a known region."""
+    if region == PAGE:
+        return any(name in REGION_FIELDS for name in fields) and not validate_document(fields)
     return not validate_document({region: fields})
