@@ -20,7 +20,8 @@ emit a JSON object of its own region's schema (rows of one batch may differ), EO
 object is complete; `Prediction.constrained` records the mode.
 
 `beams=k` (k > 1) decodes k beam candidates per image and answers the most likely one that parses
-and that `accept(region, fields)` accepts, else the most likely one; `Prediction.beam` says which.
+and that `accept(region, fields)` accepts (else the most likely that parses, else the most likely);
+`Prediction.beam` says which.
 The stages pass `finscribe.eval.validation.passes_validation`, so a candidate whose amounts break
 the invoice arithmetic (total = subtotal - discount + tax, ...) gives way to the next beam that adds
 up: a misread digit of one amount is usually caught by the others.
@@ -284,8 +285,8 @@ def predict(
     beams: int = 1,
     accept: Callable[[str, dict[str, Any]], bool] | None = None,
 ) -> list[Prediction]:
-    """Decode every image (PIL image or path; greedy, or beam search with `beams` > 1) with the prompt of `region` (a schema region
-    or "page"); returns one `Prediction` per image, in order.
+    """Decode every image (PIL image or path; greedy, or beam search with `beams` > 1) with the
+    prompt of `region` (a schema region or "page"); returns one `Prediction` per image, in order.
 
     `prompts` overrides the region prompt per image (e.g. the OCR prompt). `repetition_window=0`
     turns the loop guard off. `min_new_tokens` exists for fixed-length latency benchmarks.
