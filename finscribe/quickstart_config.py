@@ -27,8 +27,8 @@ class QuickstartConfig:
     held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
     regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
     # training
-    max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~5.3 epochs of the default data; the learning "
-                                "curve still rises from 500 to 1000 steps, benchmarks/RESULTS.md)")
+    max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~5.3 epochs of the default data; on the committed "
+                                "reader the learning curve levels off from ~750 steps, benchmarks/RESULTS.md)")
     batch_size: int = arg(16, "crops per optimizer step")
     learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
