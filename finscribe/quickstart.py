@@ -99,8 +99,9 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         # The product's best decoding, beside greedy: a beam whose amounts do not add up gives way
         # to the next one that does (finscribe.inference, `--beams`).
         with _step(f"evaluate fine-tuned, validated beams ({config.validated_beams})", timings):
-            beams_report = evaluate(EvaluateConfig(output_dir=out / "eval_beams", **dict(
-                common, generation=dataclasses.replace(generation, beams=config.validated_beams))))
+            beams_report = evaluate(EvaluateConfig(
+                output_dir=out / "eval_beams", records=selection, held_out_layouts=tuple(config.held_out_layouts),
+                generation=dataclasses.replace(generation, beams=config.validated_beams)))
 
     timings["total"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, report, out, model_dir, timings, beams_report)
