@@ -25,6 +25,15 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_detector_dir(tmp_path_factory):
+    """Path of a tiny random-weight region detector (RT-DETR + HGNetV2, the five region labels),
+    loadable with `finscribe.detection.load_detector(path)`. Untrained: it may find nothing."""
+    from finscribe.detection import build_tiny_detector
+
+    return build_tiny_detector(tmp_path_factory.mktemp("detector") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     """`(model, processor)` of the tiny model on CPU, float32. Shared: do not train it in place."""
     from finscribe.model import load_model

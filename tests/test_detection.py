@@ -1,0 +1,110 @@
+"""finscribe.detection: a tiny real RT-DETR detector loads, answers at most one box per region in page
+pixels, reports regions it did not find, and crops widened boxes within the page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+from transformers import RTDetrForObjectDetection
+
+from finscribe.data.schema import REGIONS
+from finscribe.detection import (
+    DEFAULT_MARGIN,
+    DetectionError,
+    PageRegions,
+    best_per_region,
+    build_tiny_detector,
+    crop_regions,
+    detect_regions,
+    load_detector,
+    tiny_detector_config,
+    widen_box,
+)
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    return load_detector(build_tiny_detector(tmp_path_factory.mktemp("det") / "tiny", seed=0))
+
+
+def test_tiny_detector_has_the_five_regions_as_labels(detector):
+    model, processor = detector
+    assert [model.config.id2label[i] for i in range(len(REGIONS))] == list(REGIONS)
+    assert model.config.freeze_backbone_batch_norms is False
+    assert not model.training
+    assert processor.size == {"height": 512, "width": 384}
+
+
+def test_detect_regions_answers_one_box_per_region_within_each_page(detector):
+    model, processor = detector
+    pages = [Image.new("RGB", (620, 877), "white"), Image.new("L", (300, 200), 200), Image.new("RGB", (900, 1), "white")]
+    found = detect_regions(model, processor, pages, threshold=0.0, batch_size=2)
+    assert len(found) == 3
+    for page, regions in zip(pages, found):
+        assert regions.size == page.size
+        assert set(regions.boxes) == set(regions.scores)
+        assert set(regions.boxes).isdisjoint(regions.missing)
+        assert set(regions.boxes) | set(regions.missing) == set(REGIONS)
+        assert list(regions.boxes) == [r for r in REGIONS if r in regions.boxes]
+        for x0, y0, x1, y1 in regions.boxes.values():
+            assert 0 <= x0 < x1 <= page.width and 0 <= y0 < y1 <= page.height
+    # Threshold 0 keeps every query's best label: an untrained detector still finds something.
+    assert any(regions.boxes for regions in found)
+
+
+def test_a_region_not_found_is_listed_missing_never_invented(detector):
+    model, processor = detector
+    [regions] = detect_regions(model, processor, [Image.new("RGB", (400, 500), "white")], threshold=1.0)
+    assert regions.boxes == {} and regions.scores == {}
+    assert regions.missing == tuple(REGIONS)
+    assert crop_regions(Image.new("RGB", (400, 500)), regions) == {}
+    assert regions.to_json() == {"size": [400, 500], "boxes": {}, "scores": {}, "missing": list(REGIONS)}
+
+
+def test_best_per_region_keeps_the_highest_scoring_usable_box():
+    scores = [0.4, 0.9, 0.7, 0.8, 0.95]
+    labels = [0, 0, 4, 2, 2]
+    boxes = [[1, 1, 50, 20], [10.4, 5.6, 80.2, 30.5], [-5, 90, 120, 130], [20, 40, 60, 50], [200, 10, 300, 20]]
+    regions = best_per_region(scores, labels, boxes, (100, 120))
+    assert regions.boxes["vendor_block"] == (10, 5, 81, 31)  # rounded outward
+    assert regions.scores["vendor_block"] == pytest.approx(0.9)
+    assert regions.boxes["totals_section"] == (0, 90, 100, 120)  # clamped to the page
+    # The 0.95 meta box lies outside the page: the usable 0.8 one is kept.
+    assert regions.boxes["invoice_meta"] == (20, 40, 60, 50)
+    assert list(regions.boxes) == ["vendor_block", "invoice_meta", "totals_section"]
+    assert regions.missing == ("client_info", "line_items_table")
+    assert json.loads(json.dumps(regions.to_json()))["boxes"]["vendor_block"] == [10, 5, 81, 31]
+
+
+def test_widen_box_grows_by_the_margin_and_stays_on_the_page():
+    assert widen_box((50, 60, 100, 110), (500, 500)) == (50 - DEFAULT_MARGIN, 60 - DEFAULT_MARGIN, 100 + DEFAULT_MARGIN, 110 + DEFAULT_MARGIN)
+    assert widen_box((3, 5, 195, 98), (200, 100), margin=10) == (0, 0, 200, 100)
+    assert widen_box((3, 5, 195, 98), (200, 100), margin=0) == (3, 5, 195, 98)
+
+
+def test_crop_regions_cuts_widened_boxes_in_regions_order():
+    page = Image.new("RGB", (300, 400), "white")
+    page.paste((0, 0, 0), (100, 200, 150, 220))
+    regions = PageRegions(size=(300, 400), boxes={"client_info": (100, 200, 150, 220), "vendor_block": (0, 0, 40, 30)},
+                          scores={"client_info": 0.9, "vendor_block": 0.8}, missing=("invoice_meta", "line_items_table", "totals_section"))
+    crops = crop_regions(page, regions, margin=5)
+    assert list(crops) == ["vendor_block", "client_info"]  # REGIONS order, whatever the dict order
+    assert crops["client_info"].size == (60, 30)
+    assert crops["client_info"].getpixel((5, 5)) == (0, 0, 0) and crops["client_info"].getpixel((2, 2)) == (255, 255, 255)
+    assert crops["vendor_block"].size == (45, 35)
+
+
+def test_load_detector_refuses_a_folder_without_a_detector(tmp_path):
+    with pytest.raises(DetectionError, match="no config.json"):
+        load_detector(tmp_path / "nothing")
+
+
+def test_load_detector_refuses_another_label_set(tmp_path):
+    config = tiny_detector_config()
+    config.id2label = {0: "text", 1: "table"}
+    config.label2id = {"text": 0, "table": 1}
+    RTDetrForObjectDetection(config).save_pretrained(tmp_path / "other")
+    with pytest.raises(DetectionError, match="train-layout --init-from"):
+        load_detector(tmp_path / "other")
