@@ -62,7 +62,8 @@ def test_relogging_increments_the_count_and_keeps_the_latest(tmp_path):
     log_error(a, GT, None, "INVALID_JSON", error_dir, model="m1")
     log_error(b, GT, dict(GT, total="1"), "ARITHMETIC_INCONSISTENT", error_dir)
     log_error(a, GT, dict(GT, currency="EUR"), "TEXT_MISMATCH", error_dir, model="m2")
-    log_error(a, GT, None, "INVALID_JSON", error_dir, region="page")  # another region: another key
+    # another region: another key (a page's ground truth is its document label)
+    log_error(a, {"totals_section": GT}, None, "INVALID_JSON", error_dir, region="page")
     records = read_error_log(error_dir)
     assert [(r["region"], r["count"]) for r in records] == [("totals_section", 2), ("totals_section", 1), ("page", 1)]
     first = records[0]

@@ -46,7 +46,13 @@ def error_dir(tmp_path):
 def test_hard_sample_log_goes_through_the_same_validation(error_dir, tmp_path):
     bad = tmp_path / "bad.png"
     Image.new("RGB", (30, 10), (7, 7, 7)).save(bad)
-    log_error(bad, dict(TOTALS, total="$110.00"), None, "NUMERIC_MISMATCH", error_dir, region="totals_section")
+    with pytest.raises(ErrorLogError, match=r"no replay could train on.*'\$110.00' is not a canonical number"):
+        log_error(bad, dict(TOTALS, total="$110.00"), None, "NUMERIC_MISMATCH", error_dir, region="totals_section")
+    # A line written by an older version (or by hand): the read path still refuses it, by line.
+    good = json.loads((error_dir / LOG_NAME).read_text().splitlines()[0])
+    edited = dict(good, id="0" * 16 + ":totals_section", gt=dict(TOTALS, total="$110.00"))
+    with open(error_dir / LOG_NAME, "a") as handle:
+        handle.write(json.dumps(edited) + "\n")
     with pytest.raises(ErrorLogError) as info:
         build_hard_sample_dataset(error_dir)
     assert "1 invalid ground truth(s)" in str(info.value)

@@ -4,7 +4,8 @@ Layout of an error folder (default `data/hard_samples/`):
 
     errors.jsonl          one JSON object per line, one line per logged error (never rewritten
                           in place; `compact_error_log` replaces it atomically)
-    images/<sha256>.png   the input crop, content-addressed: the same crop is stored once
+    images/<sha256>.png   the input crop (or page), content-addressed: the same image is stored once
+    crops/<sha16>__<region>.png   region crops of logged pages, cut by the replay (a cache)
     .errors.lock          the lock file writers serialise on
 
 Written by `finscribe mine` (`finscribe.mining.mine`); read back by `read_error_log` and turned
@@ -38,7 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finscribe.data.formatters import REGION_PROMPTS
+from PIL import Image, UnidentifiedImageError
+
+from finscribe.data.formatters import PAGE, REGION_PROMPTS
+from finscribe.data.schema import REGIONS, document_currency, label_problems, region_problems
 from finscribe.errors import FinScribeError
 from finscribe.fileio import atomic_file, write_bytes_atomic
 from finscribe.mining.error_classifier import ErrorType
@@ -46,6 +50,7 @@ from finscribe.mining.error_classifier import ErrorType
 LOG_NAME = "errors.jsonl"
 LOCK_NAME = ".errors.lock"
 IMAGES_DIR = "images"
+CROPS_DIR = "crops"  # region crops of logged pages, cut by the replay
 DEFAULT_ERROR_DIR = Path("data/hard_samples")
 
 
@@ -134,6 +139,56 @@ def _append_line(error_dir: Path, payload: bytes) -> None:
             os.close(fd)
 
 
+def _is_document(gt: dict[str, Any]) -> bool:
+    """A document-shaped label (`{"totals_section": {...}, ...}`) rather than one region's fields:
+    its keys are region names (no region has a field named after a region)."""
+    return bool(gt) and all(key in REGIONS for key in gt)
+
+
+def usable_ground_truth(gt: Any, region: str, source: str = "gt") -> dict[str, Any]:
+    """The ground truth `log_error` stores for `region`, or an `ErrorLogError` listing why the
+    replay (`replay_dataset.hard_sample_records`) could not train on it: a full label for region
+    "page"; for a region, its fields, or its slice of a document-shaped label."""
+    if not isinstance(gt, dict):
+        raise ErrorLogError(f"{source}: gt must be the ground truth as a dict, got {type(gt).__name__}")
+    if region == PAGE:
+        problems, fields = label_problems(gt, source=source), gt
+    elif _is_document(gt):
+        if region not in gt:
+            raise ErrorLogError(f"{source}: the document label has no {region!r} region (it has {list(gt)}); "
+                                f"log the page with region='page', or give the {region} fields")
+        fields = gt[region]
+        problems = region_problems(region, fields, source=source, currency=document_currency(gt))
+    else:
+        problems, fields = region_problems(region, gt, source=source), gt
+    if problems:
+        raise ErrorLogError("ground truth that no replay could train on: " + "; ".join(problems))
+    return fields
+
+
+def _page_boxes(boxes: Any, image_path: Path) -> dict[str, list[int]]:
+    """`boxes` as {region: [x0, y0, x1, y1]} ints inside the page, or an `ErrorLogError` naming the bad one."""
+    if not isinstance(boxes, dict):
+        raise ErrorLogError(f"boxes must be {{region: [x0, y0, x1, y1]}}, got {type(boxes).__name__}")
+    try:
+        with Image.open(image_path) as page:  # the header only
+            width, height = page.size
+    except (OSError, UnidentifiedImageError) as err:
+        raise ErrorLogError(f"{image_path}: cannot read the page image ({err})") from None
+    out = {}
+    for region, box in boxes.items():
+        if region not in REGIONS:
+            raise ErrorLogError(f"boxes: unknown region {region!r}; expected some of {list(REGIONS)}")
+        if (not isinstance(box, (list, tuple)) or len(box) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise ErrorLogError(f"boxes[{region!r}]: expected [x0, y0, x1, y1] page pixels, got {box!r}")
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise ErrorLogError(f"boxes[{region!r}] {list(box)} is empty or outside the {width}x{height} page {image_path}")
+        out[region] = [x0, y0, x1, y1]
+    return out
+
+
 def log_error(
     image_path: str | Path,
     gt: dict[str, Any],
@@ -147,16 +202,23 @@ def log_error(
     errors: list[dict[str, Any]] | None = None,
     source_id: str | None = None,
     layout: str | None = None,
+    boxes: dict[str, Any] | None = None,
 ) -> str:
-    """Store the crop and append one error record; return the record id (`sha16:region`).
+    """Store the image and append one error record; return the record id (`sha16:region`).
 
-    `gt` is the ground-truth fields of `region` (a full label for region "page"), `pred` the
-    parsed prediction (None when it was not JSON), `raw_text` the model's text, `errors` the
-    `FieldError.to_dict()` list from `find_errors`. Usage (what `finscribe mine` does):
+    `gt` is the ground truth: for a region, its fields, or a document-shaped label
+    (`{"totals_section": {...}, ...}`) of which the region's slice is stored; for region "page"
+    (the image is a whole page), the full document label. It is checked at once with the rules
+    the replay applies (`usable_ground_truth`): what is logged can be trained on. `boxes` (page
+    records only) are the page's region boxes `{region: [x0, y0, x1, y1]}` in page pixels, as the
+    manifest and the detector give them: the replay crops each region there (else it detects).
+    `pred` is the parsed prediction (None when it was not JSON), `raw_text` the model's text,
+    `errors` the `FieldError.to_dict()` list from `find_errors`. Usage (what `finscribe mine` does):
 
         error_type = classify_error(pred, gt, raw_text=raw)
         if error_type != "OTHER":
             log_error(crop_path, gt, pred, error_type, "data/hard_samples", region="totals_section")
+        log_error(page_path, label, document, error_type, region="page", boxes=boxes)  # a whole page
     """
     try:
         error_type = ErrorType(error_type)
@@ -166,8 +228,12 @@ def log_error(
         raise ErrorLogError("error type OTHER means the prediction is correct: there is nothing to log")
     if region not in REGION_PROMPTS:
         raise ErrorLogError(f"unknown region {region!r}; expected one of {list(REGION_PROMPTS)}")
-    if not isinstance(gt, dict):
-        raise ErrorLogError(f"gt must be the ground-truth fields as a dict, got {type(gt).__name__}")
+    gt = usable_ground_truth(gt, region, source=f"{image_path}")
+    if boxes is not None and region != PAGE:
+        raise ErrorLogError(f"boxes= belongs to a page (region='page'); a {region} record's image is its crop already")
+    if not Path(image_path).is_file():
+        raise ErrorLogError(f"{image_path}: image not found; log_error needs the crop the model saw")
+    page_boxes = _page_boxes(boxes, Path(image_path)) if boxes is not None else None
     error_dir = Path(error_dir)
     error_dir.mkdir(parents=True, exist_ok=True)
     relative, sha = _store_image(Path(image_path), error_dir)
@@ -187,6 +253,7 @@ def log_error(
         "gt": gt,
         "pred": pred,
         "raw_text": raw_text,
+        **({"boxes": page_boxes} if page_boxes is not None else {}),
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
         "count": 1,
     }
