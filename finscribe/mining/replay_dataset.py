@@ -3,7 +3,9 @@
 `build_hard_sample_dataset(error_dir)` reads the log written by `finscribe mine` and yields
 records in the same format as `finscribe.data.build_dataset` (image, prompt, target, region,
 split, source_id, layout); `mix_datasets(normal, hard, ratio=0.2)` builds the replay mix that
-`finscribe train --hard-samples data/hard_samples --hard-ratio 0.2` trains on.
+`finscribe train --hard-samples data/hard_samples --hard-ratio 0.2` trains on. A page logged
+whole (region "page", its full label, optionally its region boxes) is replayed per region: its
+region crops (cut at the logged boxes, else where the detector finds them) with the label's slices.
 
 Optional base-task mixing (`ocr_fraction`, `ocr_records`): a share of "OCR:" samples on the
 normal crops, so that fine-tuning on JSON does not erase plain reading. The OCR target of a crop
@@ -16,31 +18,91 @@ reading the values, in canonical spelling, not the labels or the locale's number
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
-from finscribe.data.formatters import OCR_PROMPT, prompt_for, serialize_target
+from finscribe.data.formatters import OCR_PROMPT, PAGE, prompt_for, serialize_target
 from finscribe.data.mixing import balanced_pick
 from finscribe.data.record_dataset import RecordDataset
 from finscribe.data.records import RECORD_KEYS, record_problems
+from finscribe.data.schema import REGIONS
+from finscribe.detection import DEFAULT_LAYOUT_MODEL, DEFAULT_MARGIN, PageRegions, detect_regions, load_detector, widen_box
+from finscribe.fileio import atomic_file
 from finscribe.mining.error_classifier import ErrorType
-from finscribe.mining.error_logger import ErrorLogError, read_error_log
+from finscribe.mining.error_logger import CROPS_DIR, ErrorLogError, read_error_log
+
+
+def _record(entry: dict[str, Any], image: str, region: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"image": image, "prompt": prompt_for(region), "target": serialize_target(fields), "region": region,
+            "split": "train", "source_id": f"hard:{entry['image_sha256']}", "layout": entry.get("layout") or ""}
+
+
+def _region_crop(error_dir: Path, entry: dict[str, Any], region: str, box: Any, margin: int) -> str:
+    """The crop of `region` on a logged page, widened by `margin` as every page crop is
+    (`detection.crop_regions`), stored once under crops/ (named by page, region and box)."""
+    with Image.open(entry["image_path"]) as page:
+        x0, y0, x1, y1 = widen_box(box, page.size, margin)
+        path = error_dir / CROPS_DIR / f"{entry['image_sha256'][:16]}__{region}__{x0}-{y0}-{x1}-{y1}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as tmp:
+                page.crop((x0, y0, x1, y1)).save(tmp, format="PNG")
+    return str(path.resolve())
+
+
+def _page_region_records(error_dir: Path, pages: list[dict[str, Any]], region_type: str | None,
+                         layout_model: str | Path, margin: int) -> list[dict[str, Any]]:
+    """Region records of logged pages: each region's slice of the page label on its crop, cut at
+    the box logged with the page, else where the detector finds it (loaded only when needed). A
+    region the detector does not find on a page is left out and warned about, never guessed."""
+    wanted = [(entry, region) for entry in pages for region in REGIONS
+              if region in entry["gt"] and region_type in (None, region)]
+    to_detect = sorted({id(entry): entry for entry, region in wanted
+                        if region not in (entry.get("boxes") or {})}.values(), key=lambda e: e["id"])
+    detected: dict[str, PageRegions] = {}
+    if to_detect:
+        model, processor = load_detector(layout_model)
+        for entry in tqdm(to_detect, desc="detect regions of logged pages", unit="page", leave=False):
+            with Image.open(entry["image_path"]) as page:
+                [detected[entry["id"]]] = detect_regions(model, processor, [page.convert("RGB")])
+    records, not_found = [], []
+    for entry, region in wanted:
+        box = (entry.get("boxes") or {}).get(region) or detected[entry["id"]].boxes.get(region)
+        if box is None:
+            not_found.append(f"{entry['id']} ({entry['source_image']}): {region}")
+            continue
+        records.append(_record(entry, _region_crop(error_dir, entry, region, box, margin), region, entry["gt"][region]))
+    if not_found:
+        warnings.warn(f"{len(not_found)} region(s) of logged pages not found by the detector {layout_model}, left out "
+                      "(log the pages with boxes= to replay them):\n" + "\n".join(f"  {x}" for x in not_found),
+                      stacklevel=3)
+    return records
 
 
 def hard_sample_records(
     error_dir: str | Path,
     region_type: str | None = "totals_section",
     error_types: Iterable[str] | None = None,
+    *,
+    layout_model: str | Path = DEFAULT_LAYOUT_MODEL,
+    margin: int = DEFAULT_MARGIN,
 ) -> list[dict[str, Any]]:
     """The hard samples of `error_dir` as training records (one per image+region key).
 
     `region_type=None` keeps every region; `error_types` keeps the samples whose latest error
-    type is one of them. Problems in the log (corrupt lines, missing images) are warned about
-    by `read_error_log` and those samples left out.
+    type is one of them. A logged page (region "page", its full label) is replayed per region:
+    one record per region of its label (`region_type` picks one), whose image is the region's crop
+    of the page (the box logged with it, else the one `layout_model` detects, widened by `margin`)
+    and whose target is the label's slice of that region; `region_type="page"` replays the pages
+    whole instead. Problems in the log (corrupt lines, missing images) are warned about by
+    `read_error_log` and those samples left out.
     """
     wanted = None
     if error_types is not None:
@@ -50,21 +112,15 @@ def hard_sample_records(
                 wanted.add(ErrorType(name).value)
             except ValueError:
                 raise ErrorLogError(f"unknown error type {name!r}; expected one of {[e.value for e in ErrorType]}") from None
-    records = []
+    records, pages = [], []
     for entry in read_error_log(error_dir):
-        if region_type is not None and entry["region"] != region_type:
-            continue
         if wanted is not None and entry["error_type"] not in wanted:
             continue
-        records.append({
-            "image": entry["image_path"],
-            "prompt": prompt_for(entry["region"]),
-            "target": serialize_target(entry["gt"]),
-            "region": entry["region"],
-            "split": "train",
-            "source_id": f"hard:{entry['image_sha256']}",
-            "layout": entry.get("layout") or "",
-        })
+        if entry["region"] == PAGE and region_type != PAGE and isinstance(entry["gt"], dict):
+            pages.append(entry)
+        elif region_type is None or entry["region"] == region_type:
+            records.append(_record(entry, entry["image_path"], entry["region"], entry["gt"]))
+    records += _page_region_records(Path(error_dir), pages, region_type, layout_model, margin)
     # The logged ground truth goes through the same check as every other way data comes in.
     problems = record_problems(records, f"hard-sample log {error_dir}")
     if problems:
@@ -78,10 +134,13 @@ def build_hard_sample_dataset(
     error_dir: str | Path,
     region_type: str | None = "totals_section",
     error_types: Iterable[str] | None = None,
+    *,
+    layout_model: str | Path = DEFAULT_LAYOUT_MODEL,
+    margin: int = DEFAULT_MARGIN,
 ) -> RecordDataset:
     """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns; `+`
     mixes it in as the seed writes it: `normal_dataset + hard_samples[:len(normal_dataset) // 4]`."""
-    records = hard_sample_records(error_dir, region_type, error_types)
+    records = hard_sample_records(error_dir, region_type, error_types, layout_model=layout_model, margin=margin)
     if not records:
         return RecordDataset.from_dict({name: [] for name in RECORD_KEYS},
                                           features=datasets.Features({n: datasets.Value("string") for n in RECORD_KEYS}))
