@@ -40,7 +40,7 @@ from finscribe.training.model import build_tiny_model, default_corpus, load_mode
 from finscribe.training.pretrain_reader_config import PretrainConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.training.reader_report import crop_area, evaluate_reading, plot_curve, reader_card
 
-BLOCK_REGIONS = ("vendor_block", "client_info", "invoice_meta", "totals_section")
+FIRST_STEPS = 3  # steps whose exact loss metrics.jsonl keeps (the reproducibility check)
 
 
 class PretrainError(FinScribeError, ValueError):
@@ -62,16 +62,22 @@ def step_kind(config: PretrainConfig, step: int) -> str:
 
 
 def step_samples(config: PretrainConfig, step: int) -> list[OcrSample]:
-    """The training crops of `step`: from pages step*P .. step*P+P-1 of the pretraining seed."""
+    """The training crops of `step`: from pages step*P .. step*P+P-1 of the pretraining seed. A line
+    batch gives `line_focus_share` of its places to lines of `line_focus_regions` (when set)."""
     kind = step_kind(config, step)
     pool: list[OcrSample] = []
     for j in range(config.pages_per_step):
         pool += page_samples(config.seed, step * config.pages_per_step + j, dpi=config.dpi,
                              degrade_probability=config.degrade_probability, locales=SUPPORTED_LOCALES,
-                             layouts=layouts_for(config), block_regions=BLOCK_REGIONS)
+                             layouts=layouts_for(config), block_regions=config.block_regions)
     pool = [s for s in pool if s.kind == kind and crop_area(s) <= config.max_pixels]
     rng = random.Random(f"pick:{config.seed}:{step}")
     size = config.block_batch if kind == "block" else config.line_batch
+    if kind == "line" and config.line_focus_share > 0:
+        focus = [s for s in pool if s.region in config.line_focus_regions]
+        rest = [s for s in pool if s.region not in config.line_focus_regions]
+        picked = rng.sample(focus, min(len(focus), round(size * config.line_focus_share)))
+        return picked + rng.sample(rest, min(size - len(picked), len(rest)))
     return rng.sample(pool, min(size, len(pool)))
 
 
@@ -96,7 +102,7 @@ def eval_samples(config: PretrainConfig) -> list[OcrSample]:
     lines, blocks = [], []
     for i in range(config.eval_pages):
         for sample in page_samples(config.eval_seed, i, dpi=config.dpi, degrade_probability=config.degrade_probability,
-                                   block_regions=BLOCK_REGIONS):
+                                   block_regions=config.block_regions):
             if crop_area(sample) > config.max_pixels:
                 continue
             (blocks if sample.kind == "block" else lines).append(sample)
@@ -133,7 +139,8 @@ def init_model(config: PretrainConfig, folder: Path) -> Path:
 
 def continue_from(config: PretrainConfig, folder: Path) -> Path:
     """A second phase: the earlier reader's files as the start, with --rope-theta as its text RoPE
-    base (a new base re-tunes every attention's position pattern; the glyph features are kept)."""
+    base (a new base re-tunes every attention's position pattern; the glyph features are kept) and
+    --max-pixels as its image processor's largest area."""
     source = Path(config.init_from)
     if not (source / "config.json").is_file() or not (source / "model.safetensors").is_file():
         raise PretrainError(f"--init-from {source} is not a model folder (config.json + model.safetensors); "
@@ -147,6 +154,9 @@ def continue_from(config: PretrainConfig, folder: Path) -> Path:
         model_config = json.loads((tmp / "config.json").read_text())
         model_config["text_config"]["rope_parameters"]["rope_theta"] = config.rope_theta
         write_json_atomic(tmp / "config.json", model_config)
+        processor_config = json.loads((tmp / "processor_config.json").read_text())
+        processor_config["image_processor"]["size"]["longest_edge"] = config.max_pixels  # a phase may read larger crops
+        write_json_atomic(tmp / "processor_config.json", processor_config)
     return folder
 
 
@@ -210,26 +220,28 @@ def pretrain(config: PretrainConfig) -> Path:
         mine = config_to_dict(config)
         changed = {k for k in previous if k in mine and previous[k] != mine[k]
                    and k not in ("export_dir", "export_only", "threads", "loader_workers", "max_steps", "eval_every",
-                                 "save_every")}
+                                 "save_every", "stop_at_step", "recipe")}
         if changed:
             raise PretrainError(f"{out} was started with other settings ({sorted(changed)}); use a new --output-dir")
     save_config(config, out)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    init = init_model(config, out / "init")
     checkpoint = out / "checkpoint"
-    model, processor = load_model(str(checkpoint if (checkpoint / "trainer_state.json").is_file() else init),
+    resuming = (checkpoint / "trainer_state.json").is_file()
+    # a resumed run needs only its checkpoint (a fresh clone of a committed run has no init/)
+    model, processor = load_model(str(checkpoint if resuming else init_model(config, out / "init")),
                                   device="cpu", dtype="float32")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
-    start = load_checkpoint(checkpoint, model, optimizer) if (checkpoint / "trainer_state.json").is_file() else 0
+    start = load_checkpoint(checkpoint, model, optimizer) if resuming else 0
+    last = min(config.max_steps, config.stop_at_step or config.max_steps)
     rows = _read_rows(out / "metrics.jsonl", start)
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     held_out = eval_samples(config)
-    print(f"pretraining steps {start + 1}..{config.max_steps}; {len(held_out)} held-out crops", flush=True)
+    print(f"pretraining steps {start + 1}..{last} of {config.max_steps}; {len(held_out)} held-out crops", flush=True)
 
     loader = torch.utils.data.DataLoader(
         StepBatches(config, CompletionCollator(processor)), batch_size=None, num_workers=config.loader_workers,
-        sampler=range(start + 1, config.max_steps + 1), prefetch_factor=4 if config.loader_workers else None,
+        sampler=range(start + 1, last + 1), prefetch_factor=4 if config.loader_workers else None,
         worker_init_fn=lambda _: torch.set_num_threads(1))
     model.train()
     metrics = (out / "metrics.jsonl").open("a")
@@ -248,6 +260,10 @@ def pretrain(config: PretrainConfig) -> Path:
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower --learning-rate")
             window[kind].append(loss.item())
+            if step <= FIRST_STEPS:  # exact per-step losses: what a rerun of the recipe must reproduce bit for bit
+                row = {"step": step, "kind": kind, "first_step_loss": loss.item()}
+                metrics.write(json.dumps(row) + "\n")
+                rows.append(row)
             bar.update(1)
             bar.set_postfix(kind=kind, loss=f"{loss.item():.3f}")
             if step % config.log_every == 0:
@@ -270,9 +286,12 @@ def pretrain(config: PretrainConfig) -> Path:
                 print(f"step {step}: lines exact {result['line']['exact']:.1%} CER {result['line']['cer']:.2%} | "
                       f"blocks exact {result['block']['exact']:.1%} CER {result['block']['cer']:.2%}", flush=True)
                 model.train()
-            if step % config.save_every == 0 or step == config.max_steps:
+            if step % config.save_every == 0 or step in (config.max_steps, last):
                 save_checkpoint(checkpoint, model, processor, optimizer, step)
     metrics.close()
+    if step < config.max_steps:
+        print(f"stopped at step {step} (--stop-at-step); run the same command without it to go on", flush=True)
+        return out
     if config.export_dir is not None:
         export_reader(config, Path(config.export_dir))
     return out
@@ -305,6 +324,13 @@ def export_reader(config: PretrainConfig, export_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None, prog: str = "finscribe pretrain-reader") -> int:
     config = parse_config(PretrainConfig, argv, prog, __doc__.split("\n\n")[0])
+    if config.recipe is not None:
+        if config.export_only:
+            raise PretrainError("--export-only exports a single run's checkpoint; a --recipe run exports its last "
+                                "phase itself (rerun the recipe command with --export-dir)")
+        from finscribe.training.reader_recipe import run_recipe  # it imports this module: the recipe runs phases of it
+        run_recipe(config)
+        return 0
     if config.export_only:
         if config.export_dir is None:
             raise PretrainError("--export-only needs --export-dir")

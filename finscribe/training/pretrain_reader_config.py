@@ -11,6 +11,10 @@ from finscribe.config import arg
 @dataclass
 class PretrainConfig:
     output_dir: Path = arg(Path("pretrain/tiny_reader"), "run folder (config, checkpoint, metrics, curve); resumes if it holds a checkpoint")
+    recipe: Path | None = arg(None, "a curriculum file (e.g. configs/reader.yaml): its phases run in turn under --output-dir, "
+                                    "each from the previous phase's reader; resumes at any step")
+    stop_at_step: int | None = arg(None, "stop (checkpointed) after this step of the current run or phase, to split a long "
+                                         "run across sessions; run again without it to go on")
     export_dir: Path | None = arg(None, "also write the final model here as a plain model folder")
     export_only: bool = arg(False, "only export the latest checkpoint to --export-dir (evaluating it if needed), no training")
     init_from: Path | None = arg(None, "start from this reader (a model folder, e.g. finscribe/assets/tiny_reader) "
@@ -25,6 +29,11 @@ class PretrainConfig:
     pages_per_step: int = arg(6, "freshly rendered invoices per step")
     line_batch: int = arg(32, "line crops per line step")
     block_batch: int = arg(16, "block crops per block step")
+    block_regions: tuple[str, ...] = arg(("vendor_block", "client_info", "invoice_meta", "totals_section"),
+                                         "regions whose whole crops are block samples")
+    line_focus_regions: tuple[str, ...] = arg((), "regions whose lines get --line-focus-share of every line batch "
+                                                  "(open-vocabulary names and addresses are rarer than amounts)")
+    line_focus_share: float = arg(0.0, "share of each line batch drawn from --line-focus-regions (0: lines drawn uniformly)")
     block_share_start: float = arg(0.15, "share of block steps at step 0 (the rest are line steps)")
     block_share_end: float = arg(0.5, "share of block steps from --block-ramp of the run on")
     block_ramp: float = arg(0.3, "fraction of the run over which the block share grows")
