@@ -150,14 +150,12 @@ def clamp_box(box: Sequence[float], page_size: tuple[int, int]) -> tuple[int, in
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def best_per_region(scores: Sequence[float], labels: Sequence[int], boxes: Sequence[Sequence[float]],
-                    page_size: tuple[int, int]) -> PageRegions:
+def regions_of(detections: Sequence[Detection], page_size: tuple[int, int]) -> PageRegions:
     """Detections (any order) → one box per region, the highest-scoring usable one."""
     found: dict[str, tuple[float, tuple[int, int, int, int]]] = {}
-    for score, label, box in zip(scores, labels, boxes):
-        region = ID2LABEL.get(int(label))
+    for region, score, box in detections:
         clamped = clamp_box(box, page_size)
-        if region is None or clamped is None:
+        if region not in LABEL2ID or clamped is None:
             continue
         if region not in found or score > found[region][0]:
             found[region] = (float(score), clamped)
@@ -166,12 +164,16 @@ def best_per_region(scores: Sequence[float], labels: Sequence[int], boxes: Seque
                        missing=tuple(r for r in REGIONS if r not in found))
 
 
+Detection = tuple[str, float, tuple[float, float, float, float]]
+
+
 @torch.no_grad()
-def detect_regions(model: RTDetrForObjectDetection, image_processor: RTDetrImageProcessorPil, pages: Sequence[Image.Image], *,
-                   threshold: float = 0.3, batch_size: int = 8) -> list[PageRegions]:
-    """The regions of each page (at most one box per region, score > threshold, clamped to the page)."""
+def detect_all(model: RTDetrForObjectDetection, image_processor: RTDetrImageProcessorPil, pages: Sequence[Image.Image], *,
+               threshold: float = 0.3, batch_size: int = 8) -> list[list[Detection]]:
+    """Every detection above `threshold` on each page: (region, score, box in page pixels), best first.
+    (What mAP is computed on; `detect_regions` keeps one box per region of these.)"""
     size = input_size(image_processor)
-    results: list[PageRegions] = []
+    results: list[list[Detection]] = []
     device = next(model.parameters()).device
     for start in range(0, len(pages), batch_size):
         batch = pages[start:start + batch_size]
@@ -180,9 +182,18 @@ def detect_regions(model: RTDetrForObjectDetection, image_processor: RTDetrImage
         inputs = image_processor(images=small, return_tensors="pt")
         outputs = model(pixel_values=inputs["pixel_values"].to(device))
         targets = [(page.height, page.width) for page in batch]
-        for page, found in zip(batch, image_processor.post_process_object_detection(outputs, threshold=threshold, target_sizes=targets)):
-            results.append(best_per_region(found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist(), page.size))
+        for found in image_processor.post_process_object_detection(outputs, threshold=threshold, target_sizes=targets):
+            results.append([(ID2LABEL[int(label)], float(score), tuple(box))
+                            for score, label, box in zip(found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist())
+                            if int(label) in ID2LABEL])
     return results
+
+
+def detect_regions(model: RTDetrForObjectDetection, image_processor: RTDetrImageProcessorPil, pages: Sequence[Image.Image], *,
+                   threshold: float = 0.3, batch_size: int = 8) -> list[PageRegions]:
+    """The regions of each page (at most one box per region, score > threshold, clamped to the page)."""
+    found = detect_all(model, image_processor, pages, threshold=threshold, batch_size=batch_size)
+    return [regions_of(detections, page.size) for page, detections in zip(pages, found)]
 
 
 # ----------------------------------------------------------------------------- boxes → crops

@@ -14,11 +14,11 @@ from finscribe.detection import (
     DEFAULT_MARGIN,
     DetectionError,
     PageRegions,
-    best_per_region,
     build_tiny_detector,
     crop_regions,
     detect_regions,
     load_detector,
+    regions_of,
     tiny_detector_config,
     widen_box,
 )
@@ -63,11 +63,11 @@ def test_a_region_not_found_is_listed_missing_never_invented(detector):
     assert regions.to_json() == {"size": [400, 500], "boxes": {}, "scores": {}, "missing": list(REGIONS)}
 
 
-def test_best_per_region_keeps_the_highest_scoring_usable_box():
+def test_regions_of_keeps_the_highest_scoring_usable_box():
     scores = [0.4, 0.9, 0.7, 0.8, 0.95]
-    labels = [0, 0, 4, 2, 2]
+    labels = ["vendor_block", "vendor_block", "totals_section", "invoice_meta", "invoice_meta"]
     boxes = [[1, 1, 50, 20], [10.4, 5.6, 80.2, 30.5], [-5, 90, 120, 130], [20, 40, 60, 50], [200, 10, 300, 20]]
-    regions = best_per_region(scores, labels, boxes, (100, 120))
+    regions = regions_of(list(zip(labels, scores, boxes)), (100, 120))
     assert regions.boxes["vendor_block"] == (10, 5, 81, 31)  # rounded outward
     assert regions.scores["vendor_block"] == pytest.approx(0.9)
     assert regions.boxes["totals_section"] == (0, 90, 100, 120)  # clamped to the page
