@@ -115,14 +115,33 @@ def test_reader_lines_reads_held_out_totals_of_the_committed_reader(tmp_path):
     import sys
 
     out = tmp_path / "reader_lines.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "reader_lines.py"), "--pages", "2", "--output", str(out)],
-                   check=True, cwd=REPO, capture_output=True)
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "reader_lines.py"), "--pages", "2", "--regions", "totals_section",
+                    "--output", str(out)], check=True, cwd=REPO, capture_output=True)
     report = json.loads(out.read_text())
     assert report["line"]["n"] >= 4 and set(report["line"]["regions"]) == {"totals_section"}
     assert report["block"]["n"] >= 1 and set(report["block"]["regions"]) == {"totals_section"}
     low, high = report["line"]["exact_95ci"]
     assert low <= report["line"]["exact"] <= high
     assert report["line"]["cer"] < 0.5  # the committed reader reads; a model that cannot scores near 1
+
+
+def test_reader_lines_reports_every_region_with_its_interval(tmp_path):
+    """By default every region is read, lines and blocks, each with its own Wilson interval, and
+    the printed table has a row per region."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "reader_lines.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reader_lines.py"), "--pages", "1", "--output", str(out)],
+                          check=True, cwd=REPO, capture_output=True, text=True)
+    report = json.loads(out.read_text())
+    regions = {"vendor_block", "client_info", "invoice_meta", "line_items_table", "totals_section"}
+    assert regions <= set(report["line"]["regions"])
+    for scored in report["line"]["regions"].values():
+        low, high = scored["exact_95ci"]
+        assert low <= scored["exact"] <= high
+    assert "line_items_table" in report["block"]["regions"]  # whole tables are read as blocks too
+    assert all(f"| line | {region} |" in done.stdout for region in regions)
 
 
 def test_reader_lines_names_a_missing_model_in_one_line(tmp_path):
