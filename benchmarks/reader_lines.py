@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         from finscribe.fileio import write_json_atomic
 
         write_json_atomic(config.output, report)
-    print(f"| kind | region | n | exact (95 % CI) | CER | letters | digits |\n|---|---|---:|---|---:|---:|---:|")
+    print("| kind | region | n | exact (95 % CI) | CER | letters | digits |\n|---|---|---:|---|---:|---:|---:|")
     for kind in ("line", "block"):
         for region, scored in [*report[kind]["regions"].items(), ("all", report[kind])]:
             if region == "None":
