@@ -8,7 +8,7 @@ from finscribe.eval.digits import digit_table
 from finscribe.eval.scoring import METRICS
 
 _SHORT = {"field_accuracy": "field acc", "numeric_accuracy": "numeric", "exact_match": "exact",
-          "field_f1": "F1", "tree_edit_accuracy": "tree-edit", "teds": "TEDS", "teds_structure": "TEDS-S",
+          "field_f1": "F1", "tree_edit_accuracy": "tree-edit", "teds": "TEDS", "teds_structure": "TEDS-S", "row_exact_match": "rows",
           "validation_pass_rate": "valid", "json_validity_rate": "JSON", "repetition_rate": "repeat",
           "char_accuracy": "char"}
 

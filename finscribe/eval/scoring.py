@@ -13,6 +13,8 @@ per-region number and a bootstrap resample are all computed the same way:
   exact_match          share of records with every field right (and valid JSON)
   field_f1, tree_edit_accuracy   Donut's, averaged over records
   teds, teds_structure TEDS of the line-item table (full / structure only), over records with one
+  row_exact_match      Σ ground-truth line-item rows read exactly (every field of the row, rows paired
+                       by eval/rows.py) / Σ ground-truth rows, over records with a table
   validation_pass_rate share of records whose parsed output passes `validate_document`
                        (a region's output is checked as `{region: fields}`; invalid JSON fails)
   json_validity_rate   share of outputs that parse as a JSON object
@@ -31,7 +33,7 @@ from rapidfuzz.distance import Levenshtein
 
 from finscribe.data.formatters import PAGE
 from finscribe.data.schema import document_currency
-from finscribe.eval.bootstrap import bootstrap_ci
+from finscribe.eval.bootstrap import bootstrap_ci, paired_bootstrap
 from finscribe.eval.digits import digit_position_accuracy
 from finscribe.eval.field_accuracy import (
     FieldAccuracy,
@@ -40,6 +42,7 @@ from finscribe.eval.field_accuracy import (
     field_f1,
     tree_edit_accuracy,
 )
+from finscribe.eval.rows import align_rows, row_cost
 from finscribe.eval.teds import table_teds
 from finscribe.eval.validation import validate_document
 
@@ -52,6 +55,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("tree_edit_accuracy", "tree-edit accuracy"),
     ("teds", "TEDS (line items)"),
     ("teds_structure", "TEDS structure-only"),
+    ("row_exact_match", "line-item rows exact"),
     ("validation_pass_rate", "validation pass rate"),
     ("json_validity_rate", "JSON validity rate"),
     ("repetition_rate", "repetition rate"),
@@ -61,17 +65,23 @@ LOWER_IS_BETTER = frozenset({"repetition_rate"})
 SEEN, HELD_OUT = "seen layouts", "held-out layouts"
 
 
-def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(TEDS, structure-only TEDS) when the record has a line-item table, else (None, None)."""
+def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None, int, int]:
+    """(TEDS, structure-only TEDS, rows read exactly, ground-truth rows) when the record has a
+    line-item table, else (None, None, 0, 0)."""
     if region == "line_items_table":
         pred_table, gt_table, currency = parsed, gt, None
     elif region == PAGE and isinstance(gt.get("line_items_table"), dict):
         pred_table = parsed.get("line_items_table") if isinstance(parsed, dict) else None
         gt_table, currency = gt["line_items_table"], document_currency(gt)
     else:
-        return None, None
+        return None, None, 0, 0
+    gt_rows = gt_table.get("line_items") or []
+    pred_rows = pred_table.get("line_items") if isinstance(pred_table, dict) else None
+    pred_rows = pred_rows if isinstance(pred_rows, list) else []
+    exact = sum(1 for i, j in align_rows(pred_rows, gt_rows, currency)
+                if i is not None and j is not None and row_cost(pred_rows[i], gt_rows[j], currency) == 0)
     return (table_teds(pred_table, gt_table, currency=currency),
-            table_teds(pred_table, gt_table, structure_only=True, currency=currency))
+            table_teds(pred_table, gt_table, structure_only=True, currency=currency), exact, len(gt_rows))
 
 
 def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
@@ -85,7 +95,7 @@ def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
     field_region = None if region == PAGE else region
     fields = field_accuracy_details(parsed, gt, region=field_region)
     numeric = field_accuracy_details(parsed, gt, region=field_region, field_types=("money", "decimal"))
-    teds_full, teds_structure = _table_scores(region, parsed, gt)
+    teds_full, teds_structure, rows_correct, rows_total = _table_scores(region, parsed, gt)
     violations = [] if parsed is None else validate_document(parsed if region == PAGE else {region: parsed})
     return {
         "source_id": record.get("source_id"), "region": region, "layout": record.get("layout"),
@@ -96,7 +106,7 @@ def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
         "per_field": fields.per_field, "extra_fields": fields.extra_fields,
         "numeric_correct": numeric.correct, "numeric_total": numeric.total,
         "field_f1": field_f1(parsed, gt), "tree_edit_accuracy": tree_edit_accuracy(parsed, gt),
-        "teds": teds_full, "teds_structure": teds_structure,
+        "teds": teds_full, "teds_structure": teds_structure, "rows_correct": rows_correct, "rows_total": rows_total,
         "validation_passed": parsed is not None and not violations,
         "violations": [f"{v.rule}: {v.field}" for v in violations],
         "char_accuracy": 1.0 - Levenshtein.normalized_distance(prediction.raw_text, record["target"]),
@@ -115,6 +125,8 @@ def metric_terms(row: dict[str, Any], key: str) -> tuple[float, float]:
         return float(row["json_valid"] and row["fields_correct"] == row["fields_total"]), 1.0
     if key in ("teds", "teds_structure"):
         return (0.0, 0.0) if row[key] is None else (row[key], 1.0)
+    if key == "row_exact_match":  # rows written before this metric existed count for nothing
+        return float(row.get("rows_correct", 0)), float(row.get("rows_total", 0))
     if key == "validation_pass_rate":
         return float(row["validation_passed"]), 1.0
     if key == "json_validity_rate":
@@ -133,6 +145,21 @@ def metric_value(rows: Sequence[dict[str, Any]], key: str) -> float | None:
 
 def metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"records": len(rows), **{key: metric_value(rows, key) for key, _ in METRICS}}
+
+
+def paired_deltas(base_rows: Sequence[dict[str, Any]], model_rows: Sequence[dict[str, Any]], *,
+                  resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Every metric's model − base on the same rows (row i of both is the same record), with a
+    paired bootstrap 95 % interval over documents (source_id): {key: {base, model, delta, ci_low, ci_high}}."""
+    groups = [row["source_id"] for row in base_rows]
+    out = {}
+    for key, _ in METRICS:
+        base_terms = [metric_terms(row, key) for row in base_rows]
+        model_terms = [metric_terms(row, key) for row in model_rows]
+        out[key] = paired_bootstrap([n for n, _ in base_terms], [d for _, d in base_terms],
+                                    [n for n, _ in model_terms], [d for _, d in model_terms], groups,
+                                    resamples=resamples, seed=seed)
+    return out
 
 
 def per_field_accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
