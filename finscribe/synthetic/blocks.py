@@ -165,7 +165,8 @@ def meta_strip(c: Canvas, p: Page, x: float, y: float, width: float, *, boxed: b
 
 
 def table_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str) -> float:
-    """line_items_table; style: 'fill' (accent header), 'grid', 'zebra', 'rules' or 'lines'.
+    """line_items_table; style: 'fill' (accent header), 'grid', 'zebra', 'rules', 'lines' or 'plain'
+    (no rules at all, the composer's; the named layouts use the first five).
 
     Long descriptions wrap inside their cell (never truncated, labels must match the page);
     `p.table_scale` shrinks fonts and padding so long tables fit on the page.
@@ -189,7 +190,7 @@ def table_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str
         for k in range(3):
             c.text(rights[k] - pad_x, y + pad_y, header[k + 1], bold, head_color, "right")
         top, yy = y, y + header_h
-        if style != "fill":
+        if style not in ("fill", "plain"):
             c.hline(x, x + width, yy, p.ink if style != "zebra" else p.accent, width=max(1, p.px(0.3)))
         for i, row in enumerate(rows):
             lines = wrap(row[0], font, desc_w - 2 * pad_x)
@@ -203,12 +204,49 @@ def table_block(c: Canvas, p: Page, x: float, y: float, width: float, style: str
             yy += row_h
             if style in ("grid", "fill", "lines") and i < len(rows) - 1:
                 c.hline(x, x + width, yy, rule)
-        c.hline(x, x + width, yy, p.ink if style != "zebra" else p.accent, width=max(1, p.px(0.3)))
+        if style != "plain":
+            c.hline(x, x + width, yy, p.ink if style != "zebra" else p.accent, width=max(1, p.px(0.3)))
         if style == "grid":
             c.rect((x, top, x + width, yy), outline=p.muted)
             for edge in (rights[0] - num_w[0], rights[0], rights[1]):
                 c.vline(edge, top, yy, p.muted)
     return yy
+
+
+def receipt_table_block(c: Canvas, p: Page, x: float, y: float, width: float, *, dashed: bool = False) -> float:
+    """line_items_table as a till receipt prints it, for columns too narrow for four: each item's
+    description with its line total flush right, then 'quantity x unit price' below it."""
+    lab, s = p.labels, p.table_scale
+    font, bold, small = p.font(0.95 * s, bold=False), p.font(0.95 * s, bold=True), p.font(0.85 * s)
+    line_h, indent, rule_w = p.line_h(font), p.px(2.5), max(1, p.px(0.3))
+    with c.region("line_items_table"):
+        c.text(x, y, lab["description"], bold, p.ink)
+        c.text(x + width, y, lab["amount"], bold, p.ink, "right")
+        y += p.line_h(bold)
+        _rule(c, x, x + width, y, p.ink, rule_w, p.px(1.5) if dashed else 0)
+        y += rule_w + p.px(1)
+        for item in p.inv.line_items:
+            amount = p.money(item.line_total)
+            lines = wrap(item.description, font, width - text_width(font, amount) - p.px(3))
+            c.text(x + width, y, amount, font, p.ink, "right")
+            for line in lines:
+                c.text(x, y, line, font, p.ink)
+                y += line_h
+            y = _lines(c, p, x + indent, y, width - indent,
+                       [f"{p.qty(item.quantity)} x {p.money(item.unit_price)}"], small, p.muted, "left") + p.px(0.6)
+        _rule(c, x, x + width, y, p.ink, rule_w, p.px(1.5) if dashed else 0)
+    return y + rule_w
+
+
+def _rule(c: Canvas, x0: float, x1: float, y: float, fill: Color, width: int, dash: int) -> None:
+    """A horizontal rule, solid or (dash > 0) dashed as on thermal receipts."""
+    if dash <= 0:
+        c.hline(x0, x1, y, fill, width=width)
+        return
+    x = x0
+    while x < x1:
+        c.hline(x, min(x + dash, x1), y, fill, width=width)
+        x += 2 * dash
 
 
 def totals_rows(p: Page) -> list[tuple[str, str]]:

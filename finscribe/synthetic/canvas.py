@@ -89,6 +89,20 @@ class Canvas:
         if track:
             self._grow(box)
 
+    def paste(self, x: float, y: float, mask: Image.Image, fill: Color, text: str | None = None) -> Box:
+        """Paint `fill` through `mask` (mode 'L') with its top-left at (x, y): drawn shapes that
+        are not plain text, such as a rotated stamp. With `text`, the mask's ink box is recorded
+        as that text's span (a stamp's word), so every printed word on the page has a box."""
+        x, y = round(x), round(y)
+        ink = mask.getbbox() or (0, 0, 0, 0)
+        box = (x + ink[0], y + ink[1], x + ink[2], y + ink[3])
+        if self.image is not None:
+            self.image.paste(fill, (x, y), mask)
+        if text is not None:
+            self.spans.append(TextSpan(text, box, self._region))
+        self._grow(box)
+        return box
+
     def hline(self, x0: float, x1: float, y: float, fill: Color, width: int = 1) -> None:
         self.rect((x0, y, x1, y + width - 1), fill=fill)
 

@@ -7,6 +7,13 @@ Layout of OUT (paths in the manifest are relative to OUT):
     pages/{id}.png  labels/{id}.json  crops/{id}__{region}.png  annotations/{id}__{region}.json
     pdfs/{id}.pdf (--pdf)  config.json  training_manifest.json
 
+With `--composed-share S` a share S of the pages is drawn by a composed layout family
+(`composer.py`: varied block order, columns, page sizes incl. an 80 mm receipt, logos, distractor
+blocks) instead of a named layout; the held-out families (`--held-out-families`, default
+`composed_banner`) join the held-out layouts (test split only), and each manifest record then also
+gives its page's `page_size` and `size` [width, height] in pixels. Without it (the default) the
+output is exactly that of the named layouts alone.
+
 Sample i depends only on (seed, i), so a rerun writes byte-identical files. Every file is written
 to a temp name and renamed; the label is written last and marks the sample as done, so an
 interrupted run resumes where it stopped. The manifest is rebuilt at the end from the
@@ -29,11 +36,12 @@ from typing import Any, Literal
 from PIL import Image
 from tqdm import tqdm
 
-from finscribe.config import arg, config_to_dict, parse_config, save_config
+from finscribe.config import arg, config_to_dict, parse_config
 from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
 from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.synthetic.augment import degrade, transform_box
+from finscribe.synthetic.composer import COMPOSED_FAMILIES, HELD_OUT_FAMILIES
 from finscribe.synthetic.generator import (
     SUPPORTED_LOCALES,
     SYNTHETIC_CURRENCIES,
@@ -47,7 +55,10 @@ MANIFEST_NAME = "training_manifest.json"
 PNG_META_KEY = "finscribe"  # tEXt chunk of each page PNG: layout, font and region boxes
 # Settings that change the content of a sample: a resumed run must use the same ones.
 _CONTENT_FIELDS = ("seed", "dpi", "page_size", "degrade", "pdf", "held_out_layouts",
-                   "val_fraction", "test_fraction", "locales", "currency")
+                   "val_fraction", "test_fraction", "locales", "currency", "composed_share", "held_out_families")
+# Settings that exist only for composed pages: left out of config.json and the manifest while
+# composed_share is 0, so that a run without them writes exactly what it wrote before they existed.
+_COMPOSED_FIELDS = ("composed_share", "held_out_families")
 
 
 class GenerateError(FinScribeError, ValueError):
@@ -72,11 +83,24 @@ class GenerateConfig:
     locales: tuple[str, ...] = arg(SUPPORTED_LOCALES, "locales to draw from")
     currency: str | None = arg(None, "bill every invoice in this currency; None = the locale's own (~15%% another)")
     resume: bool = arg(True, "skip samples already complete in output_dir (--no-resume regenerates all)")
+    composed_share: float = arg(0.0, "share of pages (0..1) drawn by a composed layout family instead of a named layout; "
+                                     "0 = named layouts only")
+    held_out_families: tuple[str, ...] = arg(HELD_OUT_FAMILIES, "composed families kept out of train/val when "
+                                             "composed_share > 0 (added to held_out_layouts)")
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        self.held_out_layouts = tuple(self.held_out_layouts)
         self.locales = tuple(self.locales)
+        self.held_out_families = tuple(self.held_out_families)
+        unknown_families = [f for f in self.held_out_families if f not in COMPOSED_FAMILIES]
+        if unknown_families:
+            raise ValueError(f"unknown held-out famil(ies) {unknown_families}; families: {', '.join(COMPOSED_FAMILIES)}")
+        if not 0 <= self.composed_share <= 1:
+            raise ValueError(f"composed_share is a share in 0..1, got {self.composed_share}")
+        held = tuple(self.held_out_layouts)
+        if self.composed_share > 0:  # the manifest's held_out_layouts is what evaluation reads
+            held += tuple(f for f in self.held_out_families if f not in held)
+        self.held_out_layouts = held
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
         if self.workers is not None and self.workers < 1:
@@ -114,6 +138,22 @@ def _split(config: GenerateConfig, i: int, layout: str) -> str:
     return "test" if u < config.test_fraction else "val" if u < config.test_fraction + config.val_fraction else "train"
 
 
+def _spec(config: GenerateConfig, i: int) -> Any:
+    """Sample i's spec: random_invoice_spec's, with its layout swapped for a composed family on
+    a share of the samples (its own RNG, so the locale, currency, items and seed stay the same)."""
+    spec = random_invoice_spec(config.seed, i, locales=config.locales)
+    if config.composed_share > 0:
+        rng = random.Random(f"composed:{config.seed}:{i}")
+        if rng.random() < config.composed_share:
+            spec = dataclasses.replace(spec, layout=rng.choice(COMPOSED_FAMILIES))
+    return spec
+
+
+def _config_dict(config: GenerateConfig) -> dict[str, Any]:
+    d = config_to_dict(config)
+    return d if config.composed_share > 0 else {k: v for k, v in d.items() if k not in _COMPOSED_FIELDS}
+
+
 def _record(config: GenerateConfig, i: int, spec: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """The manifest entry of sample i (from its spec and the page's stored metadata)."""
     paths = _paths(i)
@@ -135,6 +175,8 @@ def _record(config: GenerateConfig, i: int, spec: Any, meta: dict[str, Any]) -> 
     }
     if config.pdf:
         record["pdf"] = paths["pdf"]
+    if config.composed_share > 0:
+        record["page_size"], record["size"] = meta["page_size"], meta["size"]
     return record
 
 
@@ -142,7 +184,7 @@ def make_sample(config: GenerateConfig, i: int) -> dict[str, Any]:
     """Render and write every file of sample i (label last) and return its manifest record."""
 
     out = config.output_dir
-    spec = random_invoice_spec(config.seed, i, locales=config.locales)
+    spec = _spec(config, i)
     try:
         invoice = generate_invoice(spec.num_items, config.currency or spec.currency, spec.seed, spec.locale)
         page = render_invoice(invoice, spec.layout, dpi=config.dpi, page_size=config.page_size, seed=spec.seed)
@@ -170,6 +212,8 @@ def make_sample(config: GenerateConfig, i: int) -> dict[str, Any]:
     if config.pdf:
         render_pdf(page, out / paths["pdf"])  # atomic itself (temp + rename)
     meta = {"layout": spec.layout, "font_family": page.font_family, "degraded": degraded, "boxes": boxes}
+    if config.composed_share > 0:
+        meta.update(page_size=page.page_size, size=list(image.size))
     write_png(image, out / paths["page"], {PNG_META_KEY: json.dumps(meta, separators=(",", ":"))})
     write_json_atomic(out / paths["label"], invoice.to_label())  # the commit marker: last
     return _record(config, i, spec, meta)
@@ -189,7 +233,9 @@ def _done_record(config: GenerateConfig, i: int) -> dict[str, Any] | None:
     meta = json.loads(text)
     if not all((out / paths[f"{kind}:{r}"]).is_file() for r in meta["boxes"] for kind in ("crop", "annotation")):
         return None
-    return _record(config, i, random_invoice_spec(config.seed, i, locales=config.locales), meta)
+    if config.composed_share > 0 and "page_size" not in meta:
+        return None
+    return _record(config, i, _spec(config, i), meta)
 
 
 def _remove_temp_files(out: Path) -> None:
@@ -202,15 +248,15 @@ def _remove_temp_files(out: Path) -> None:
 
 def _prepare_output(config: GenerateConfig) -> None:
 
-    unknown = [name for name in config.held_out_layouts if name not in LAYOUTS]
+    unknown = [name for name in config.held_out_layouts if name not in LAYOUTS + COMPOSED_FAMILIES]
     if unknown:
-        raise GenerateError(f"unknown held-out layout(s) {unknown}; layouts: {', '.join(LAYOUTS)}")
+        raise GenerateError(f"unknown held-out layout(s) {unknown}; layouts: {', '.join(LAYOUTS + COMPOSED_FAMILIES)}")
     out = config.output_dir
     for sub in ("pages", "labels", "crops", "annotations") + (("pdfs",) if config.pdf else ()):
         ensure_output_dir(out / sub)
     saved = out / "config.json"
     if config.resume and saved.is_file():
-        old = json.loads(saved.read_text(encoding="utf-8"))
+        old = {"composed_share": 0.0, **json.loads(saved.read_text(encoding="utf-8"))}  # absent: none composed
         new = config_to_dict(config)
         changed = [f"{k} (was {old[k]!r}, now {new[k]!r})" for k in _CONTENT_FIELDS if k in old and old[k] != new[k]]
         if changed:
@@ -237,7 +283,7 @@ def generate_dataset(
     out = config.output_dir
     _prepare_output(config)
     _remove_temp_files(out)
-    save_config(config, out)
+    write_json_atomic(out / "config.json", {"stage": type(config).__name__, **_config_dict(config)})  # as save_config
 
     records: dict[int, dict[str, Any]] = {}
     if config.resume:
@@ -264,7 +310,7 @@ def generate_dataset(
         bar.close()
         _remove_temp_files(out)
 
-    manifest = {"version": 1, "config": config_to_dict(config),
+    manifest = {"version": 1, "config": _config_dict(config),
                 "samples": [records[i] for i in range(config.num_samples)]}
     path = out / MANIFEST_NAME
     write_json_atomic(path, manifest, indent=1)

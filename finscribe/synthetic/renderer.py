@@ -30,6 +30,7 @@ from finscribe.data.schema import REGIONS, Invoice, get_currency
 from finscribe.fileio import atomic_file
 from finscribe.synthetic.blocks import footer, footer_top
 from finscribe.synthetic.canvas import Box, Canvas, Page, TextSpan
+from finscribe.synthetic.composer import COMPOSED_FAMILIES, compose
 from finscribe.synthetic.fonts import (
     FONT_FAMILIES,
     GlyphCoverageError,
@@ -40,7 +41,7 @@ from finscribe.synthetic.fonts import (
 )
 from finscribe.synthetic.layouts import LAYOUT_FUNCTIONS, LAYOUTS
 
-__all__ = ["FONT_FAMILIES", "LAYOUTS", "PAGE_SIZES", "GlyphCoverageError", "RenderedPage", "TextSpan",
+__all__ = ["COMPOSED_FAMILIES", "FONT_FAMILIES", "LAYOUTS", "PAGE_SIZES", "GlyphCoverageError", "RenderedPage", "TextSpan",
            "render_invoice", "render_pdf"]
 
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}  # mm
@@ -63,6 +64,7 @@ class RenderedPage:
     font_family: str
     dpi: int
     invoice_date: dt.date | None = None  # the PDF's creation date (render_pdf), for byte-identical PDFs
+    page_size: str | None = None  # "A4", "Letter" or, for composed families, also "Receipt80"
 
     def save(self, fp: str | os.PathLike, format: str | None = None, **params) -> None:
         """Save the page image (`PIL.Image.save`): `render_invoice(data).save("invoice.png")`."""
@@ -127,18 +129,24 @@ def _page(inv: Invoice, layout: str, dpi: int, page_size: str, family: str, seed
 
 def render_invoice(invoice: Invoice, layout: str = "classic", *, dpi: int = 100, page_size: str = "A4",
                    font_family: str | None = None, seed: int = 0) -> RenderedPage:
-    """Draw `invoice` with `layout` (one of LAYOUTS) and return the page, region boxes and spans.
+    """Draw `invoice` with `layout` (one of LAYOUTS or COMPOSED_FAMILIES) and return the page,
+    region boxes and spans. A composed family draws its own page size from `seed` (`page_size`
+    applies to the named layouts; `RenderedPage.page_size` says which was used).
 
     Raises ValueError for an unknown layout/page size/locale and GlyphCoverageError when no font
     can draw the invoice's text (e.g. Japanese names without a CJK font).
     """
-    if layout not in LAYOUT_FUNCTIONS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout not in LAYOUT_FUNCTIONS and layout not in COMPOSED_FAMILIES:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS + COMPOSED_FAMILIES)}")
     if page_size not in PAGE_SIZES:
         raise ValueError(f"unknown page size {page_size!r}; choose one of {', '.join(PAGE_SIZES)}")
     if not 30 <= dpi <= 600:
         raise ValueError(f"dpi {dpi} out of range 30..600")
     family = _choose_family(invoice, font_family, seed)
+    if layout in COMPOSED_FAMILIES:
+        canvas, page, size = compose(invoice, layout, dpi=dpi, font=get_family(family), seed=seed)
+        return RenderedPage(image=canvas.image, boxes=_padded_boxes(canvas, page), spans=canvas.spans, layout=layout,
+                            font_family=family, dpi=dpi, invoice_date=invoice.invoice_date, page_size=size)
     page = _page(invoice, layout, dpi, page_size, family, seed)
     draw_layout = LAYOUT_FUNCTIONS[layout]
 
@@ -163,7 +171,8 @@ def render_invoice(invoice: Invoice, layout: str = "classic", *, dpi: int = 100,
         draw_layout(canvas, page)
     footer(canvas, page)
     return RenderedPage(image=image, boxes=_padded_boxes(canvas, page), spans=canvas.spans,
-                        layout=layout, font_family=family, dpi=dpi, invoice_date=invoice.invoice_date)
+                        layout=layout, font_family=family, dpi=dpi, invoice_date=invoice.invoice_date,
+                        page_size=page_size)
 
 
 def _padded_boxes(canvas: Canvas, page: Page) -> dict[str, Box]:
