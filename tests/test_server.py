@@ -71,7 +71,7 @@ def test_extract_with_boxes_returns_one_result_per_page(server):
     page = body["pages"][0]
     assert set(page["regions"]) == {"totals_section", "vendor_block"}
     assert page["regions"]["totals_section"]["box"] == [150, 100, 300, 200]
-    assert set(page["timings"]) == {"split", "extract", "validate", "total"}
+    assert set(page["timings"]) == {"split", "detect", "extract", "validate", "total"}
     assert page["image"].startswith("data:image/jpeg;base64,")
     assert isinstance(page["violations"], list) and "document" in page
     assert body["document"] == page["document"] and body["valid"] == page["valid"]  # one page: the file's document

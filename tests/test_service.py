@@ -84,7 +84,7 @@ def test_extract_returns_the_documented_shape(service):
         # 4 tokens of an untrained model are not JSON: the error says so and nothing is invented
         assert info["error"] and info["new_tokens"] <= 4
     assert result["document"] == {} and result["valid"] is False
-    assert set(result["timings"]) == {"split", "extract", "validate", "total"}
+    assert set(result["timings"]) == {"split", "detect", "extract", "validate", "total"}
     assert result["timings"]["total"] >= result["timings"]["extract"] > 0
 
 

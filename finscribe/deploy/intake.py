@@ -10,7 +10,9 @@ decoded. So every page reserves its decoding cost (`PageSource.decode_bytes`, kn
 header) BEFORE it is decoded; once the page is cut into model-ready crops (downscaled to the
 processor's size) the reservation shrinks to what the crops hold, and it is released when the
 request is answered. The budget therefore bounds decoding and the queue together: a request
-that does not fit now gets 503 (retry), a page that could never fit gets 413.
+that does not fit now gets 503 (retry), a page that could never fit gets 413. A page sent without
+boxes to a service with a region detector cannot be cut yet: it waits downscaled for the model
+thread's detector (`finscribe.deploy.detector.PendingPage`), and holds what that copy holds.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps
 
+from finscribe.deploy.detector import PendingPage, pending_page
 from finscribe.deploy.service import Crop, split_page
 from finscribe.deploy.uploads import UploadError, UploadLimits, check_type, parse_boxes
 from finscribe.ingest import open_document
@@ -77,7 +80,7 @@ class Reservation:
 class PreparedUpload:
     kind: str
     sizes: list[tuple[int, int]]  # (width, height) of every page, upright, in page pixels
-    split_pages: list[list[Crop]]
+    split_pages: list[list[Crop] | PendingPage]  # a page's crops, or the page held for detection
     reservation: Reservation
     previews: list[str | None] = field(default_factory=list)
 
@@ -89,14 +92,18 @@ def _preview(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _held_bytes(crops: list[Crop]) -> int:
+def _held_bytes(crops: list[Crop] | PendingPage) -> int:
+    if isinstance(crops, PendingPage):
+        return crops.held_bytes()
     return sum(crop.width * crop.height * 4 for _, crop, _ in crops)  # Pillow keeps RGB as 4 bytes a pixel
 
 
 def prepare_upload(data: bytes, content_type: str | None, filename: str | None, boxes_text: str | None,
-                   limits: UploadLimits, budget: PixelBudget, previews: bool = False) -> PreparedUpload:
+                   limits: UploadLimits, budget: PixelBudget, previews: bool = False,
+                   detector_input: tuple[int, int] | None = None) -> PreparedUpload:
     """Check, decode and split one upload page by page under `budget`; raises UploadError (with
-    nothing left reserved) when it is refused."""
+    nothing left reserved) when it is refused. With `detector_input` (the detector's input size),
+    a page without boxes is held for detection instead of being read whole."""
     if len(data) > limits.max_upload_bytes:
         raise UploadError(413, f"the upload is {len(data):,} bytes, over the limit of {limits.max_upload_bytes:,}")
     kind = check_type(data, content_type, filename)
@@ -109,7 +116,10 @@ def prepare_upload(data: bytes, content_type: str | None, filename: str | None, 
             for source, page_boxes in zip(document.pages, boxes):
                 reservation.set(kept + source.decode_bytes)
                 page = source.decode()
-                crops = split_page(page, page_boxes, source.what)
+                if page_boxes or detector_input is None:
+                    crops = split_page(page, page_boxes, source.what)
+                else:
+                    crops = pending_page(page, source.what, detector_input)
                 prepared.sizes.append(page.size)
                 preview = _preview(page) if previews else None
                 prepared.previews.append(preview)

@@ -8,7 +8,9 @@ A request is decoded and cut into model-ready crops in a thread (`intake.prepare
 decoded-pixel budget shared by decoding and the queue: 503 when it is full), then queued for the
 one model thread (`worker.ModelWorker`), which batches what is waiting and isolates failures so
 each request succeeds or fails alone. The answer is ONE document per file (pages merged and
-validated as a whole) with the per-page results beside it.
+validated as a whole) with the per-page results beside it. A page sent without boxes is held
+downscaled for the region detector (`--layout-model`), which runs in the model thread, batched:
+the answer gives each detected region's box and score and the regions not found.
 
 The request body is counted while it streams in: an oversized upload is refused with 413 and the
 connection closed, without reading the rest (a declared body less than 1 MiB over the limit is
@@ -36,6 +38,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from finscribe.config import parse_config
+from finscribe.deploy.detector import PageDetector
 from finscribe.deploy.intake import PixelBudget, prepare_upload
 from finscribe.deploy.server_config import ServeConfig
 from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, document_result
@@ -143,6 +146,8 @@ def create_app(service: Any, limits: UploadLimits, *, batch_size: int | None = N
     worker = ModelWorker(service, batch_size or getattr(service, "batch_size", 8), max_queue)
     budget = PixelBudget(max_decoded_bytes, wait_s=decode_wait)
     model_info = service.info()
+    detector = getattr(service, "detector", None)  # pages without boxes: held for it, detected in the worker
+    detector_input = detector.input_size if detector is not None else None
 
     async def lifespan(app: FastAPI):
         yield
@@ -196,7 +201,7 @@ def create_app(service: Any, limits: UploadLimits, *, batch_size: int | None = N
         data = await file.read(limits.max_upload_bytes + 1)  # bounded, whatever the body claims
         try:
             prepared = await run_in_threadpool(prepare_upload, data, file.content_type, file.filename, boxes,
-                                               limits, budget, return_images)
+                                               limits, budget, return_images, detector_input)
         except UploadError as err:
             return _error(err.status, err.message, {"Retry-After": "1"} if err.status == 503 else None)
         except RegionBoxError as err:
@@ -249,7 +254,11 @@ def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:
     """`finscribe serve --model PATH [--host 127.0.0.1 --port 8000]`."""
     config = parse_config(ServeConfig, argv, prog, "Serve invoice extraction over HTTP with a web page at /.")
     return_freed_pixels_to_the_os()
-    service = PaddleOCRVLService(config.generation, quantized=config.quantized)
+    detector = None
+    if config.layout_model.lower() != "none":
+        detector = PageDetector.load(config.layout_model, device=config.generation.device, threshold=config.detect_threshold,
+                                     margin=config.margin, batch_size=config.generation.batch_size)
+    service = PaddleOCRVLService(config.generation, quantized=config.quantized, detector=detector)
     app = create_app(service, config.limits(), batch_size=config.generation.batch_size, max_queue=config.max_queue,
                      max_decoded_bytes=int(config.max_decoded_mb * 2**20), decode_wait=config.decode_wait,
                      read_timeout=config.read_timeout,

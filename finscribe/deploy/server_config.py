@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from finscribe.config import arg, group
 from finscribe.deploy.uploads import UploadLimits
 from finscribe.generation_args import GenerationArgs
 from finscribe.limits import MAX_PIXELS
+
+# finscribe.detection.DEFAULT_LAYOUT_MODEL, spelled here without importing torch (instant --help)
+DEFAULT_LAYOUT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "tiny_layout"
 
 
 @dataclass
@@ -30,6 +34,11 @@ class ServeGenerationArgs(GenerationArgs):
 class ServeConfig:
     generation: ServeGenerationArgs = group("the served model (--model: fine-tuned, LoRA adapter, merged or quantized "
                                        "with `finscribe quantize`) and how it generates")
+    layout_model: str = arg(str(DEFAULT_LAYOUT_MODEL), "region detector folder (`finscribe train-layout`) run on pages "
+                                                      "sent without boxes; 'none' reads such a page whole with the page prompt")
+    margin: int = arg(12, "page pixels each detected box is widened by before it is cropped and read")
+    detect_threshold: float = arg(0.3, "lowest detector score a region's box is kept at; below it the region is "
+                                       "listed as missing")
     host: str = arg("127.0.0.1", "interface to listen on (0.0.0.0 exposes the service to the network)")
     port: int = arg(8000, "TCP port (0 = any free port)")
     max_upload_mb: float = arg(20.0, "largest accepted upload in MiB")

@@ -4,10 +4,15 @@
     from finscribe.deploy.service import PaddleOCRVLService
     service = PaddleOCRVLService(GenerationArgs(model="models/finscribe-int8"))  # quantized folders are detected
     result = service.extract(page_image, boxes={"totals_section": [820, 1300, 1240, 1480]})
-    document = service.extract_document([(page1, None), (page2, None)])  # one merged document per file
+    detecting = PaddleOCRVLService(GenerationArgs(model="models/finscribe"), detector=PageDetector.load())
+    document = detecting.extract_document([(page1, None), (page2, None)])  # detected regions, one merged document
 
-Region boxes come from the caller (the renderer's boxes, a layout detector, a person drawing
-them on the web page). Without boxes the whole page is read with the page prompt. Crops go
+Region boxes come from the caller (the renderer's boxes, a person drawing them on the web page)
+or, for a page sent without boxes, from the region detector (`detector=PageDetector.load(...)`,
+`finscribe.deploy.detector`): its regions are cropped with a margin, read with their region
+prompts, merged and validated, and each region's box and score are in the answer, with the regions
+not found listed as `missing`. Without a detector a page without boxes is read whole with the page
+prompt (which no FinScribe model is trained on). Crops go
 through `finscribe.ingest.fit_for_model` (as training images do through `load_image`) and
 generation through `finscribe.inference.predict`, the one generation path, so served outputs
 are the outputs evaluation measured. A multi-page document's pages are merged by
@@ -29,6 +34,7 @@ from PIL import Image
 from finscribe.data.formatters import PAGE
 from finscribe.data.merge import merge_pages
 from finscribe.data.schema import LINE_ITEM_FIELDS, REGION_FIELDS, REGIONS
+from finscribe.deploy.detector import Crop, PageDetector, PendingPage, pending_page
 from finscribe.deploy.quantize import (
     META_FILE,
     QuantizationError,
@@ -42,7 +48,7 @@ from finscribe.inference import GenerationArgs, Prediction, predict
 from finscribe.ingest import fit_for_model
 
 Box = list[float]
-Crop = tuple[str, Image.Image, list[int]]  # (region, model-ready crop, pixel box on the page)
+__all__ = ["Crop", "PaddleOCRVLService", "PageDetector", "RegionBoxError", "clamp_box", "document_result", "split_page"]
 
 
 class RegionBoxError(FinScribeError, ValueError):
@@ -127,7 +133,8 @@ class PaddleOCRVLService:
     limit, repetition guard, constrained), passed whole: every generation option reaches `predict`
     in `_predict`. A model path with those options as keywords builds the group."""
 
-    def __init__(self, generation: GenerationArgs | str | Path, *, quantized: bool | None = None, **options: Any):
+    def __init__(self, generation: GenerationArgs | str | Path, *, quantized: bool | None = None,
+                 detector: PageDetector | None = None, **options: Any):
         # The server passes the shared group whole; a model path + GenerationArgs fields
         # (`PaddleOCRVLService("runs/ft-int8", max_new_tokens=8, device="cpu")`) builds the same group.
         if not isinstance(generation, GenerationArgs):
@@ -135,6 +142,7 @@ class PaddleOCRVLService:
         elif options:
             raise TypeError(f"pass generation options inside the GenerationArgs, not as {sorted(options)}")
         self.generation = generation
+        self.detector = detector  # None: a page without boxes is read whole with the page prompt
         model_path = generation.model
         detected = is_quantized_folder(model_path)
         self.quantized = detected if quantized is None else quantized
@@ -165,7 +173,8 @@ class PaddleOCRVLService:
                 "dtype": str(dtype).removeprefix("torch."), "parameters": count_parameters(self.model),
                 "device": str(next(self.model.parameters()).device),
                 "max_new_tokens": self.generation.max_new_tokens, "batch_size": self.generation.batch_size,
-                "constrained": self.generation.constrained, "beams": self.generation.beams}
+                "constrained": self.generation.constrained, "beams": self.generation.beams,
+                **(self.detector.info() if self.detector else {"layout_model": None})}
 
     def _predict(self, crops: list[Image.Image], region: str) -> list[Prediction]:
         # The one place GenerationArgs becomes predict options: a new generation option is wired here.
@@ -189,20 +198,43 @@ class PaddleOCRVLService:
         split_pages, split_seconds = [], []
         for number, (image, boxes) in enumerate(pages, start=1):
             t = time.perf_counter()
-            split_pages.append(split_page(image, boxes, f"page {number}"))
+            split_pages.append(self.split_or_hold(image, boxes, f"page {number}"))
             split_seconds.append(time.perf_counter() - t)
         return self.extract_split(split_pages, split_seconds, start)
 
-    def extract_split(self, split_pages: list[list[Crop]], split_seconds: list[float] | None = None,
-                      start: float | None = None) -> list[dict[str, Any]]:
-        """Extract pages already split into crops (`split_page`): crops of the same region type
-        from all pages share batches.
+    def split_or_hold(self, image: Image.Image, boxes: dict[str, Box] | None, what: str) -> list[Crop] | PendingPage:
+        """The page's crops when boxes are given (or no detector); else the page held for detection."""
+        if boxes or self.detector is None:
+            return split_page(image, boxes, what)
+        return pending_page(image, what, self.detector.input_size)
 
-        `timings.extract` is the wall time of the shared batched generation (the same for every
-        page extracted together); `split` and `validate` are per page.
+    def detect(self, split_pages: list[list[Crop] | PendingPage]) -> tuple[list[list[Crop]], list[dict[str, Any] | None]]:
+        """Every PendingPage detected (in one batched detector call) and cut into its crops →
+        (crops per page, what the detector found per page or None where boxes were given)."""
+        pending = [i for i, page in enumerate(split_pages) if isinstance(page, PendingPage)]
+        found: list[dict[str, Any] | None] = [None] * len(split_pages)
+        crops = list(split_pages)
+        if pending:
+            if self.detector is None:
+                raise RuntimeError("a page was held for detection by a service without a detector")
+            for i, (page_crops, info) in zip(pending, self.detector.split([split_pages[i] for i in pending])):
+                crops[i], found[i] = page_crops, info
+        return crops, found
+
+    def extract_split(self, split_pages: list[list[Crop] | PendingPage], split_seconds: list[float] | None = None,
+                      start: float | None = None) -> list[dict[str, Any]]:
+        """Extract pages already split into crops (`split_page`) or held for detection
+        (`PendingPage`: detected first, all together): crops of the same region type from all
+        pages share batches.
+
+        `timings.detect` and `timings.extract` are the wall times of the shared batched detection
+        and generation (the same for every page extracted together); `split` and `validate` are per page.
         """
         start = time.perf_counter() if start is None else start
         split_seconds = split_seconds or [0.0] * len(split_pages)
+        t = time.perf_counter()
+        split_pages, found = self.detect(split_pages)
+        detect_seconds = time.perf_counter() - t
         t = time.perf_counter()
         by_region: dict[str, list[tuple[int, Image.Image]]] = {}
         for page_index, crops in enumerate(split_pages):
@@ -219,6 +251,7 @@ class PaddleOCRVLService:
         for page_index, crops in enumerate(split_pages):
             document: dict[str, Any] = {}
             regions: dict[str, Any] = {}
+            detected = found[page_index]
             for region, _, pixel_box in crops:
                 prediction = predictions[(page_index, region)]
                 regions[region] = {"raw_text": prediction.raw_text, "error": prediction.error,
@@ -226,6 +259,8 @@ class PaddleOCRVLService:
                                    "new_tokens": prediction.new_tokens,
                                    # with --beams > 1: which beam answered, and whether it passed validation
                                    "beam": prediction.beam, "beams": prediction.beams, "accepted": prediction.accepted}
+                if detected is not None:  # `box` is the crop read (widened by the margin); the detector's own box beside it
+                    regions[region].update(detected_box=detected["boxes"][region], score=detected["scores"][region])
                 if prediction.parsed is None:
                     continue
                 if region == PAGE:  # the page prompt answers with the whole {region: fields} document
@@ -242,7 +277,11 @@ class PaddleOCRVLService:
                 "document": document, "violations": violations, "valid": fields_read > 0 and not violations,
                 "fields_read": fields_read, "unrecognised_keys": unrecognised,
                 "regions": regions,
-                "timings": {"split": split_seconds[page_index], "extract": extract_seconds,
+                # where the boxes came from: the detector, the request, or none (the whole page read)
+                "boxes_from": "detector" if detected is not None else "page" if PAGE in regions else "sent",
+                "missing": detected["missing"] if detected is not None else [],
+                **({"detected_on": detected["detected_on"]} if detected is not None else {}),
+                "timings": {"split": split_seconds[page_index], "detect": detect_seconds, "extract": extract_seconds,
                             "validate": validate_seconds, "total": time.perf_counter() - start},
                 "model": self.model_name, "constrained": self.generation.constrained,  # which decoding mode answered
             })

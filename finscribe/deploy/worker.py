@@ -1,6 +1,7 @@
 """The single thread that runs the model for the server, batching what is waiting.
 
-Requests submit their pages (already split into model-ready crops) and get a
+Requests submit their pages (already split into model-ready crops, or held for the region
+detector, which runs here too, batched over every page waiting: `service.extract_split`) and get a
 `concurrent.futures.Future`. The worker takes whatever else waits (up to `batch_size` crops) and
 generates it together; if that shared batch fails, every request in it is run again ALONE, so a
 bad request fails by itself and never takes the others down. A request whose client hung up is
@@ -15,6 +16,8 @@ import queue
 import threading
 from typing import Any
 
+from finscribe.data.schema import REGIONS
+from finscribe.deploy.detector import PendingPage
 from finscribe.deploy.service import Crop
 from finscribe.deploy.uploads import UploadError
 
@@ -38,7 +41,7 @@ class ModelWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, split_pages: list[list[Crop]]) -> concurrent.futures.Future:
+    def submit(self, split_pages: list[list[Crop] | PendingPage]) -> concurrent.futures.Future:
         if self.jobs.qsize() >= self.max_queue:
             raise UploadError(503, f"the server is busy ({self.jobs.qsize()} requests queued); retry shortly")
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -50,8 +53,9 @@ class ModelWorker:
         self._thread.join(timeout=30)
 
     @staticmethod
-    def _crops(split_pages: list[list[Crop]]) -> int:
-        return sum(len(crops) for crops in split_pages)
+    def _crops(split_pages: list[list[Crop] | PendingPage]) -> int:
+        # a page held for detection counts as the five regions it may give
+        return sum(len(REGIONS) if isinstance(crops, PendingPage) else len(crops) for crops in split_pages)
 
     def _take_batch(self, first: Any) -> list[Any]:
         batch, crops = [first], self._crops(first[0])
