@@ -177,3 +177,16 @@ def test_generate_with_composed_share_records_matching_boxes_and_sizes(tmp_path)
         generate_dataset(16, out, seed=5, workers=1, degrade=0, composed_share=0.2)
     again = json.loads(generate_dataset(16, out, seed=5, workers=1, degrade=0, composed_share=0.7).read_text())
     assert again == manifest
+
+
+def test_contact_sheet_shows_the_composed_families(tmp_path):
+    from finscribe.synthetic.contact_sheet import main as sheet_main
+
+    sizes = []
+    for extra in ([], ["--composed", "1"]):
+        out = tmp_path / f"sheet{len(extra)}.png"
+        assert sheet_main(["--output", str(out), "--dpi", "40", "--thumb-width", "120", "--columns", "4", *extra]) == 0
+        with Image.open(out) as sheet:
+            sizes.append(sheet.size)
+    # 7 tiles (6 layouts + a degraded page) fill 2 rows; 4 families more make a third row.
+    assert sizes[0][0] == sizes[1][0] and sizes[1][1] > sizes[0][1] * 1.3
