@@ -35,6 +35,7 @@ class Common:
     title_scale: float
     distractors: tuple[Item, ...]
     footer: bool
+    top: int  # extra space above the first block (room a letterhead would take), pixels
 
 
 def draw_common(rng: random.Random, p: Page, *, logo_p: float = 0.6, max_distractors: int = 3) -> Common:
@@ -53,6 +54,7 @@ def draw_common(rng: random.Random, p: Page, *, logo_p: float = 0.6, max_distrac
         title_scale=rng.uniform(1.5, 2.6),
         distractors=tuple(draw_distractor(rng, p, kind) for kind in kinds),
         footer=rng.random() < 0.6,
+        top=p.px(rng.uniform(5, 35)) if rng.random() < 0.25 else 0,
     )
 
 
@@ -148,14 +150,14 @@ def _title_row(p: Page, x: float, width: float, plan_logo: Logo | None, scale: f
 def draw_stack(c: Canvas, p: Page, plan: StackPlan) -> None:
     m, cw, common = p.margin, p.width - 2 * p.margin, plan.common
     gap, col_gap = common.style.gap, common.style.col_gap
-    y = m
+    y = m + common.top
     if plan.header == "bar":
         band(c, 0, p.px(plan.bar_mm), p.width, p.accent)
         y = max(y, p.px(plan.bar_mm) + gap)
     white = plan.header == "band"
     head = _title_row(p, m, cw, common.logo, common.title_scale, plan.title_align, plan.logo_align, col_gap, white=white)
     if white:
-        top = round(m * 0.6)
+        top = round(m * 0.6) + common.top
         bottom = row(Canvas(None), top, head) + p.px(4)
         band(c, 0, bottom, p.width, p.accent)
         row(c, top, head)
@@ -246,7 +248,7 @@ def draw_columns(c: Canvas, p: Page, plan: ColumnsPlan) -> None:
     logo = None if plan.logo_in_sidebar else common.logo
     head = _title_row(p, mx, mw, logo, common.title_scale, plan.title_align,
                       "right" if plan.title_align == "left" else "left", col_gap)
-    y = row(c, m, head) + gap
+    y = row(c, m + common.top, head) + gap
     if plan.main_pair and len(plan.main) == 2:
         columns = split(mx, mw, [1.0, 1.0], col_gap)
         slots = [(x, w, _block(p, name, align, plan.main_meta))
