@@ -1,5 +1,7 @@
-// FinScribe web page: upload an invoice, POST it to /v1/extract, show page, boxes, fields,
-// line items and the validation result. Plain DOM, no framework, nothing loaded from outside.
+// FinScribe web page: upload an invoice, POST it to /v1/extract, show each page with its region
+// boxes (found by the detector or sent), the fields, line items and the validation result. The
+// boxes can be moved, resized, deleted or added (boxes.js) and the file extracted again with them.
+// Plain DOM, no framework, nothing loaded from outside.
 "use strict";
 
 const form = document.getElementById("upload-form");
@@ -9,11 +11,10 @@ const button = document.getElementById("extract-button");
 const statusLine = document.getElementById("status");
 const results = document.getElementById("results");
 const template = document.getElementById("page-template");
-const REGION_COLORS = {
-  vendor_block: "#1f77b4", client_info: "#9467bd", invoice_meta: "#ff7f0e",
-  line_items_table: "#2ca02c", totals_section: "#d62728", page: "#7f7f7f",
-};
+const againButton = document.getElementById("again-button");
+const { createBoxEditor, REGIONS } = window.FinScribeBoxes;
 let chosenFile = null;
+let pages = []; // the last answer's pages with their (editable) boxes, in page pixels
 
 function setStatus(text, kind) {
   statusLine.textContent = text;
@@ -24,6 +25,8 @@ function chooseFile(file) {
   chosenFile = file || null;
   document.getElementById("file-name").textContent = chosenFile ? chosenFile.name : "";
   button.disabled = !chosenFile;
+  pages = []; // a new file: its boxes come from the detector first
+  againButton.disabled = true;
 }
 
 fileInput.addEventListener("change", () => chooseFile(fileInput.files[0]));
@@ -46,6 +49,11 @@ function cell(row, text, className) {
 }
 
 function renderValidation(box, page) {
+  if (page.regions && !Object.keys(page.regions).length) {
+    box.className = "validation invalid";
+    box.textContent = "No region was found on this page: add boxes for its regions below the page, then extract again.";
+    return;
+  }
   if (!Object.keys(page.document).length) {
     box.className = "validation invalid";
     box.textContent = "No JSON could be read from this page (see the raw model output).";
@@ -108,39 +116,44 @@ function renderLineItems(tbody, documentJson) {
   }
 }
 
-function renderBoxes(frame, page) {
+// The editable state of one answered page: its boxes in page pixels, with the detector's scores.
+function pageBoxes(page) {
+  const state = { number: page.page, width: page.width, height: page.height, boxes: {}, scores: {},
+    missing: page.missing || [], from: page.boxes_from };
   Object.entries(page.regions).forEach(([region, info]) => {
-    if (region === "page" || !info.box) return;
-    const [x0, y0, x1, y1] = info.box;
-    const div = document.createElement("div");
-    div.className = "region-box" + (info.error ? " failed" : "");
-    div.style.left = `${(100 * x0) / page.width}%`;
-    div.style.top = `${(100 * y0) / page.height}%`;
-    div.style.width = `${(100 * (x1 - x0)) / page.width}%`;
-    div.style.height = `${(100 * (y1 - y0)) / page.height}%`;
-    div.style.borderColor = REGION_COLORS[region] || "#333";
-    div.title = info.error ? `${region}: ${info.error}` : region;
-    const label = document.createElement("span");
-    label.textContent = region;
-    label.style.background = REGION_COLORS[region] || "#333";
-    div.appendChild(label);
-    frame.appendChild(div);
+    if (!REGIONS.includes(region) || !info.box) return;
+    state.boxes[region] = info.box.slice();
+    state.scores[region] = typeof info.score === "number" ? info.score : null;
   });
+  return state;
 }
 
-function renderPage(page, count, localUrl) {
+function boxNote(page) {
+  if (page.boxes_from === "detector") {
+    const found = Object.keys(page.regions).length;
+    return `The detector found ${found} of ${REGIONS.length} regions on this page.`;
+  }
+  if (page.boxes_from === "page") return "This page was read whole (no region detector on this server): add boxes to read it by region.";
+  return "These are the boxes that were sent.";
+}
+
+function renderPage(page, state, count, localUrl) {
   const node = template.content.firstElementChild.cloneNode(true);
   node.querySelector(".page-title").textContent = count > 1 ? `Page ${page.page} of ${count}` : "Result";
   renderValidation(node.querySelector(".validation"), page);
+  node.dataset.page = page.page;
   node.querySelector(".page-image").src = page.image || localUrl;
-  renderBoxes(node.querySelector(".page-frame"), page);
+  const editor = createBoxEditor(state, () => setStatus("Boxes edited: press “Extract again” to read them.", ""));
+  node.querySelector(".page-frame").appendChild(editor.svg);
+  node.querySelector(".box-note").textContent = boxNote(page);
+  node.querySelector(".box-editor").appendChild(editor.panel);
   renderFields(node.querySelector(".fields tbody"), page.document, page.violations);
   renderLineItems(node.querySelector(".line-items tbody"), page.document);
   const raw = Object.entries(page.regions).map(([region, info]) =>
     `${region}${info.error ? "  [error: " + info.error + "]" : ""}${info.repetition ? "  [repetition]" : ""}\n${info.raw_text}`);
   node.querySelector(".raw pre").textContent = raw.join("\n\n");
   const t = page.timings;
-  node.querySelector(".timings").textContent =
+  node.querySelector(".timings").textContent = `detect ${(t.detect || 0).toFixed(2)} s · ` +
     `extract ${t.extract.toFixed(2)} s · validate ${(1000 * t.validate).toFixed(1)} ms · total ${t.total.toFixed(2)} s`;
   return node;
 }
@@ -149,6 +162,7 @@ function renderPage(page, count, localUrl) {
 function renderDocument(data) {
   const node = template.content.firstElementChild.cloneNode(true);
   node.querySelector(".page-title").textContent = `Whole document (${data.num_pages} pages merged)`;
+  node.classList.add("document");
   renderValidation(node.querySelector(".validation"), data);
   node.querySelector(".page-view").remove();
   renderFields(node.querySelector(".fields tbody"), data.document, data.violations);
@@ -161,17 +175,20 @@ function renderDocument(data) {
   return node;
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
+// The boxes of every page as the `boxes` field: one map per page; a page left without boxes
+// (null) is detected again.
+function boxesField() {
+  return JSON.stringify(pages.map((p) => (Object.keys(p.boxes).length ? p.boxes : null)));
+}
+
+async function extract(withBoxes) {
   if (!chosenFile) return;
   const body = new FormData();
   body.append("file", chosenFile, chosenFile.name);
-  const boxes = document.getElementById("boxes-input").value.trim();
-  if (boxes) body.append("boxes", boxes);
+  if (withBoxes) body.append("boxes", boxesField());
   body.append("return_images", "true");
-  button.disabled = true;
-  setStatus("Extracting…", "busy");
-  results.replaceChildren();
+  button.disabled = againButton.disabled = true;
+  setStatus(withBoxes ? "Extracting with the edited boxes…" : "Detecting regions and extracting…", "busy");
   try {
     const response = await fetch("/v1/extract", { method: "POST", body });
     const data = await response.json();
@@ -180,20 +197,34 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     const localUrl = URL.createObjectURL(chosenFile);
+    pages = data.pages.map(pageBoxes);
+    results.replaceChildren();
     if (data.num_pages > 1) results.appendChild(renderDocument(data));
-    data.pages.forEach((page) => results.appendChild(renderPage(page, data.num_pages, localUrl)));
+    data.pages.forEach((page, i) => results.appendChild(renderPage(page, pages[i], data.num_pages, localUrl)));
     setStatus(`Done: ${data.num_pages} page(s) in ${data.timings.total.toFixed(2)} s`, "done");
   } catch (err) {
     setStatus(`Request failed: ${err}`, "error");
   } finally {
     button.disabled = !chosenFile;
+    againButton.disabled = !chosenFile || !pages.length;
   }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  extract(false);
 });
+againButton.addEventListener("click", () => extract(true));
 
 fetch("/v1/model").then((r) => r.json()).then((info) => {
   const q = info.quantized ? `INT8 (${info.quantization})` : info.dtype;
+  const layout = info.layout_model ? `regions: ${info.layout_model}` : "no region detector";
+  if (!info.layout_model) {
+    document.getElementById("regions-hint").textContent = "This server has no region detector: a page is read whole. " +
+      "Add region boxes on the page below, then extract again with them.";
+  }
   document.getElementById("model-info").textContent =
-    `model: ${info.model} · ${q} · ${(info.parameters / 1e6).toFixed(1)} M parameters · ${info.device}`;
+    `model: ${info.model} · ${q} · ${(info.parameters / 1e6).toFixed(1)} M parameters · ${info.device} · ${layout}`;
 }).catch(() => {
   document.getElementById("model-info").textContent = "model: unavailable";
 });
