@@ -264,6 +264,7 @@ def pretrain(config: PretrainConfig) -> Path:
                 row = {"step": step, "kind": kind, "first_step_loss": loss.item()}
                 metrics.write(json.dumps(row) + "\n")
                 rows.append(row)
+                metrics.flush()
             bar.update(1)
             bar.set_postfix(kind=kind, loss=f"{loss.item():.3f}")
             if step % config.log_every == 0:
