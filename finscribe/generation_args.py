@@ -9,9 +9,10 @@ config, which includes this group) starts instantly; `finscribe.inference` re-ex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from finscribe.config import arg
+from finscribe.errors import ConfigError
 
 # The repetition guard's longest loop period (see finscribe.inference for the guard itself).
 REPETITION_WINDOW = 128
@@ -35,7 +36,18 @@ class GenerationArgs:
                         "passes the region's arithmetic and consistency rules (finscribe.eval.validation), else the "
                         "most likely one; 1 = greedy. Costs about that many times the decoding time")
 
+    engine: Literal["transformers", "vllm"] = arg("transformers", "what generates: transformers in this process, or "
+                                                  "vllm (a vLLM server started from .venv-vllm, `bash scripts/setup_vllm.sh`; "
+                                                  "stopped with the command; --batch-size is then the requests in flight)")
+    engine_url: str | None = arg(None, "generate on an already running vLLM OpenAI-compatible server (or a load balancer "
+                                       "over replicas) at this URL, e.g. http://10.0.0.5:8000; implies --engine vllm")
+    engine_args: str = arg("", "extra flags for the vLLM server FinScribe starts, e.g. '--tensor-parallel-size 2'")
+
     def __post_init__(self) -> None:
+        if self.engine_url:
+            self.engine = "vllm"
+        if self.engine == "vllm" and self.beams > 1:
+            raise ValueError("--beams > 1 runs only with --engine transformers (vLLM answers the greedy sequence)")
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("--batch-size and --max-new-tokens must be >= 1")
         if self.beams < 1:
@@ -47,6 +59,9 @@ class GenerationArgs:
 
     def load(self) -> tuple[Any, Any]:
         """(model, processor) of `model` on `device` in `dtype`."""
+        if self.engine != "transformers":
+            raise ConfigError("this command runs the model in this process: drop --engine/--engine-url "
+                              "(vLLM serves `finscribe serve`, `evaluate`, `compare` and `mine`)")
         # Imported here, not at module level: this module must not import torch (instant --help).
         from finscribe.model import load_model
 

@@ -44,6 +44,7 @@ from finscribe.deploy.server_config import ServeConfig
 from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, document_result
 from finscribe.deploy.uploads import UploadError, UploadLimits
 from finscribe.deploy.worker import ModelWorker
+from finscribe.engine_vllm import EngineUnavailableError
 from finscribe.prompting import ImageReadError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -215,6 +216,8 @@ def create_app(service: Any, limits: UploadLimits, *, batch_size: int | None = N
             return _error(err.status, err.message, {"Retry-After": "1"} if err.status == 503 else None)
         except (RegionBoxError, ImageReadError) as err:
             return _error(422, str(err))
+        except EngineUnavailableError as err:  # --engine vllm: the server is down or restarting
+            return _error(503, str(err), {"Retry-After": "5"})
         finally:
             prepared.reservation.release()
         if results is None:  # the client hung up: nobody to answer
@@ -258,11 +261,20 @@ def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:
     if config.layout_model.lower() != "none":
         detector = PageDetector.load(config.layout_model, device=config.generation.device, threshold=config.detect_threshold,
                                      margin=config.margin, batch_size=config.generation.batch_size)
-    service = PaddleOCRVLService(config.generation, quantized=config.quantized, detector=detector)
+    if config.generation.engine != "transformers":  # generation on a vLLM server (finscribe.engine_vllm)
+        from finscribe.deploy.service_vllm import VLLMService
+
+        service = VLLMService(config.generation, detector=detector)
+    else:
+        service = PaddleOCRVLService(config.generation, quantized=config.quantized, detector=detector)
     app = create_app(service, config.limits(), batch_size=config.generation.batch_size, max_queue=config.max_queue,
                      max_decoded_bytes=int(config.max_decoded_mb * 2**20), decode_wait=config.decode_wait,
                      read_timeout=config.read_timeout,
                      body_timeout=config.body_timeout)
     print(f"serving {service.model_name} on http://{config.host}:{config.port}/ (API docs at /docs)")
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
+    try:
+        uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
+    finally:
+        if hasattr(service, "close"):  # the vLLM server FinScribe started stops with it
+            service.close()
     return 0

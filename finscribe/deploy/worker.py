@@ -34,12 +34,19 @@ class ModelWorker:
         self.batches = 0
         self.cancelled = 0  # requests skipped because their client had gone
         self.retried = 0  # shared batches that failed and were rerun request by request
-        self._thread = threading.Thread(target=self._run, name="finscribe-model-worker", daemon=True)
+        # One thread for a model in this process; a service whose generation runs elsewhere and batches
+        # across requests itself (vLLM: service_vllm) asks for `concurrent_batches` threads, so that
+        # many batches are in flight at once.
+        threads = max(1, int(getattr(service, "concurrent_batches", 1)))
+        self._threads = [threading.Thread(target=self._run, name=f"finscribe-model-worker-{i}", daemon=True)
+                         for i in range(threads)]
+        self._thread = self._threads[0]
         if start:
             self.start()
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, split_pages: list[list[Crop] | PendingPage]) -> concurrent.futures.Future:
         if self.jobs.qsize() >= self.max_queue:
@@ -49,8 +56,9 @@ class ModelWorker:
         return future
 
     def stop(self) -> None:
-        self.jobs.put(None)
-        self._thread.join(timeout=30)
+        self.jobs.put(None)  # each thread that meets it puts it back for the next one
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     @staticmethod
     def _crops(split_pages: list[list[Crop] | PendingPage]) -> int:
@@ -88,6 +96,7 @@ class ModelWorker:
         while True:
             job = self.jobs.get()
             if job is None:
+                self.jobs.put(None)  # for the other threads
                 return
             batch = self._take_batch(job)
             if not batch:

@@ -30,7 +30,7 @@ from finscribe.config import parse_config, save_config
 from finscribe.data.build_dataset import write_jsonl_atomic
 from finscribe.data.records import field_coverage
 from finscribe.data.selection import load_selection
-from finscribe.errors import FinScribeError
+from finscribe.errors import ConfigError, FinScribeError
 from finscribe.eval import charts
 from finscribe.eval.bootstrap import paired_bootstrap
 from finscribe.eval.digits import digit_position_accuracy
@@ -108,9 +108,19 @@ def run_model(generation: GenerationArgs, records: list[dict[str, Any]], *, show
     """Load `generation.model`, predict every record, score it: (rows, wall seconds of prediction).
 
     `blank_images`: the prior-only control: the model sees a white image of each record's size
-    (same number of image tokens, no content); rows are still scored against the real labels."""
-    model, processor = generation.load()
+    (same number of image tokens, no content); rows are still scored against the real labels.
+    With `--engine vllm` the records go to a vLLM server instead (`finscribe.engine_vllm`), as the
+    same Predictions."""
     inputs = [dict(r, image=blank_like(r["image"])) for r in records] if blank_images else records
+    if generation.engine != "transformers":
+        from finscribe.engine_vllm import open_engine  # httpx only; vLLM itself runs in its own environment
+
+        with open_engine(generation) as engine:
+            start = time.perf_counter()
+            predictions = engine.predict_records(inputs, generation, show_progress=show_progress)
+            wall = time.perf_counter() - start
+        return [score_record(r, p) for r, p in zip(records, predictions)], wall
+    model, processor = generation.load()
     start = time.perf_counter()
     predictions = predict_records(model, processor, inputs, generation, show_progress=show_progress,
                                   accept=passes_validation)
@@ -179,6 +189,8 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
     out = ensure_output_dir(config.output_dir)
     records = load_selection(config.records)
     held_out = set(config.held_out_layouts or held_out_layouts_of(config.records.data))
+    if config.generation.engine_url:
+        raise ConfigError("compare runs two models and --engine-url serves one: use --engine vllm (a server per model)")
     base = dataclasses.replace(config.generation, model=config.base)
     base_rows, base_wall = run_model(base, records, show_progress=show_progress)
     model_rows, model_wall = run_model(config.generation, records, show_progress=show_progress)

@@ -50,8 +50,11 @@ def classify_records(
     """Predict every record (`inference.predict_records`: grouped by region, batched, tqdm) and
     classify each output against the record's target, in record order."""
 
-    predictions = predict_records(model, processor, records, generation, show_progress=show_progress,
-                                  accept=passes_validation)
+    if hasattr(model, "predict_records"):  # a finscribe.engine_vllm.VLLMEngine: same Predictions, from a server
+        predictions = model.predict_records(records, generation, show_progress=show_progress)
+    else:
+        predictions = predict_records(model, processor, records, generation, show_progress=show_progress,
+                                      accept=passes_validation)
     results = []
     for record, prediction in zip(records, predictions, strict=True):
         gt = json.loads(record["target"])
@@ -127,8 +130,14 @@ def mine(config: MineConfig) -> dict[str, Any]:
     error_dir = ensure_output_dir(config.output_dir)  # before the long prediction pass
     # "OCR:" records (base-task replay) have plain-text targets: nothing to classify as JSON.
     records = load_selection(config.records, skip_ocr=True)
-    model, processor = config.generation.load()
-    results = classify_records(model, processor, records, config.generation)
+    if config.generation.engine != "transformers":  # generation on a vLLM server (finscribe.engine_vllm)
+        from finscribe.engine_vllm import open_engine
+
+        with open_engine(config.generation) as engine:
+            results = classify_records(engine, None, records, config.generation)
+    else:
+        model, processor = config.generation.load()
+        results = classify_records(model, processor, records, config.generation)
     for r in results:
         if r.error_type != "OTHER":
             log_error(r.record["image"], json.loads(r.record["target"]),
