@@ -190,3 +190,25 @@ def test_contact_sheet_shows_the_composed_families(tmp_path):
             sizes.append(sheet.size)
     # 7 tiles (6 layouts + a degraded page) fill 2 rows; 4 families more make a third row.
     assert sizes[0][0] == sizes[1][0] and sizes[1][1] > sizes[0][1] * 1.3
+
+
+@pytest.mark.slow
+def test_100_generated_invoices_per_family_keep_every_box_rule():
+    """Every locale, item count and dpi of random_invoice_spec(1, i): boxes disjoint and inside the
+    page, region spans inside their box, no-region spans outside every box, no text over text."""
+    for i in range(100):
+        spec = random_invoice_spec(1, i)
+        invoice = generate_invoice(spec.num_items, spec.currency, spec.seed, spec.locale)
+        for family in COMPOSED_FAMILIES:
+            page = render_invoice(invoice, family, dpi=(72, 100, 150)[i % 3], seed=spec.seed)
+            full = (0, 0, *page.image.size)
+            assert all(_inside(box, full) for box in page.boxes.values()), (family, i)
+            for (ra, a), (rb, b) in itertools.combinations(page.boxes.items(), 2):
+                assert not _overlap(a, b), (family, i, ra, rb)
+            for span in page.spans:
+                if span.region is None:
+                    assert not any(_overlap(span.box, box) for box in page.boxes.values()), (family, i, span)
+                else:
+                    assert _inside(span.box, page.boxes[span.region]), (family, i, span)
+            for a, b in itertools.combinations(page.spans, 2):
+                assert not _overlap(a.box, b.box), (family, i, a, b)

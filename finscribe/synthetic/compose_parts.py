@@ -55,18 +55,28 @@ def client(p: Page, *, align: str = "left", heading: bool = True, scale: float =
 
 
 def meta(p: Page, mode: str, *, side: str = "left") -> Slot:
-    """invoice_meta: mode 'aligned' (value column), 'right' (values flush right), 'stacked'
-    (label above value), 'strip' / 'strip_boxed' (a row of cells). A label/value block no wider
-    than its content sits at `side` of its slot."""
+    """invoice_meta: mode 'aligned' (value column), 'right' (values flush right), 'panel' (values
+    flush right on a tinted panel), 'stacked' (label above value), 'strip' / 'strip_boxed' (a row
+    of cells). A label/value block no wider than its content sits at `side` of its slot."""
     def draw(c: Canvas, x: float, y: float, w: float) -> float:
         if mode.startswith("strip"):
             return meta_strip(c, p, x, y, w, boxed=mode == "strip_boxed")
         rows = meta_rows(p)
         if mode == "stacked":
             return kv_block(c, p, "invoice_meta", rows, x, y, w, stacked=True, label_font=p.font(0.8))
-        width = min(w, kv_width(p, rows, p.font(0.95), p.font(0.95, bold=True)) + (p.px(6) if mode == "right" else 0))
+        inner = p.px(2.5) if mode == "panel" else 0
+        natural = kv_width(p, rows, p.font(0.95), p.font(0.95, bold=True)) + (p.px(6) if mode != "aligned" else 0)
+        width = min(w, natural + 2 * inner)
         left = x + w - width if side == "right" else x
-        return kv_block(c, p, "invoice_meta", rows, left, y, width, values_right=mode == "right")
+        if mode != "panel":
+            return kv_block(c, p, "invoice_meta", rows, left, y, width, values_right=mode == "right")
+        # The panel goes under the text, so its height is measured first; it is the region's ink.
+        bottom = kv_block(Canvas(None), p, "invoice_meta", rows, left + inner, y + inner, width - 2 * inner,
+                          values_right=True) + inner
+        with c.region("invoice_meta"):
+            c.rect((left, y, left + width, bottom), fill=p.tint)
+        kv_block(c, p, "invoice_meta", rows, left + inner, y + inner, width - 2 * inner, values_right=True)
+        return bottom
     return draw
 
 

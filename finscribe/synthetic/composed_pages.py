@@ -124,7 +124,8 @@ def plan_stack(rng: random.Random, p: Page) -> StackPlan:
                          or (len(g) == 1 and rng.random() < 0.2) else "left" for j in range(len(g)))
                    for g in groups)
     lonely_meta = any(g == ("meta",) for g in groups)
-    meta_mode = rng.choice(("aligned", "right", "strip", "strip_boxed") if lonely_meta else ("aligned", "right"))
+    meta_mode = rng.choice(("aligned", "right", "panel", "strip", "strip_boxed") if lonely_meta
+                           else ("aligned", "right", "panel"))
     items = list(common.distractors)
     above = items.pop() if items and isinstance(items[-1], TextBlock) and rng.random() < 0.3 else None
     beside = items.pop(0) if items and rng.random() < 0.6 else None
@@ -213,7 +214,7 @@ def plan_columns(rng: random.Random, p: Page) -> ColumnsPlan:
     return ColumnsPlan(common, rng.choice(("left", "right")), rng.uniform(0.28, 0.38),
                        rng.choice(("tint", "tint", "rule", "none")), tuple(order[:k]), tuple(order[k:]),
                        rng.random() < 0.5, rng.random() < 0.5, rng.choice(("left", "right")),
-                       rng.choice(("stacked", "stacked", "right")), rng.choice(("aligned", "right")),
+                       rng.choice(("stacked", "stacked", "right")), rng.choice(("aligned", "right", "panel")),
                        extra, beside, tuple(items))
 
 
