@@ -14,8 +14,15 @@ is scored and validated; each page's prediction stays in the result under "pages
 `--base` defaults to the model --model was fine-tuned from (finscribe.model_card.base_model_of).
 
 The ground truth is a region annotation `{"region": ..., "fields": {...}}` (its region is used)
-or a full label (whole-page extraction, or one of its regions with `--region`). Scores are the
+or a full label (the image is a page, or one of its regions with `--region`). Scores are the
 ones `finscribe evaluate` reports per record (`scoring.score_record`).
+
+A page (no region named, no region annotation) goes the page path, as in the service and
+`evaluate --pages`: the detector (`--layout-model`) finds its regions, each crop (widened by
+`--margin`) is read with its region's prompt, and the regions are merged into the document, which
+is what is scored and validated; `--boxes FILE` gives the boxes instead of the detector. The
+result lists per page the boxes, their scores, the regions not found and each region's output.
+`--region page` reads the whole page with the page prompt instead (a model trained on pages).
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ from finscribe.data.schema import (
     read_label,
     read_region_annotation,
 )
+from finscribe.detection import PageRegions, clamp_box, detect_regions, load_detector
 from finscribe.eval.document_config import DocumentCompareConfig, DocumentEvalConfig  # noqa: F401  (the stage's config, torch-free)
+from finscribe.eval.pages import page_prediction, read_pages
+from finscribe.eval.pages_config import PAGE_MARGIN, DetectorArgs
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
 from finscribe.eval.validation import passes_validation, validate_document
@@ -88,20 +98,80 @@ def combine_pages(predictions: list[Prediction], region: str) -> Prediction:
                       new_tokens=sum(p.new_tokens for p in predictions), seconds=sum(p.seconds for p in predictions))
 
 
+def read_boxes(path: Path, sizes: list[tuple[int, int]]) -> list[PageRegions]:
+    """`--boxes FILE` → one PageRegions per page (see DocumentEvalConfig.boxes); errors name the file."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EvaluationError(f"--boxes {path}: cannot read it as JSON ({err})") from None
+    per_page = raw if isinstance(raw, list) else [raw]
+    if len(per_page) != len(sizes):
+        raise EvaluationError(f"--boxes {path}: boxes for {len(per_page)} page(s), but the document has {len(sizes)}; "
+                              "give a list with one {region: [x0, y0, x1, y1]} object per page")
+    found = []
+    for n, (boxes, size) in enumerate(zip(per_page, sizes), start=1):
+        boxes = boxes.get("boxes", boxes) if isinstance(boxes, dict) else boxes
+        if not isinstance(boxes, dict) or set(boxes) - set(REGIONS):
+            raise EvaluationError(f"--boxes {path}: page {n}: expected {{region: [x0, y0, x1, y1]}} with regions "
+                                  f"among {list(REGIONS)}, got {str(boxes)[:120]}")
+        clamped = {}
+        for region, box in boxes.items():
+            ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+            inside = clamp_box(box, size) if ok else None
+            if inside is None:
+                raise EvaluationError(f"--boxes {path}: page {n}: {region} box {box} is not [x0, y0, x1, y1] inside "
+                                      f"the {size[0]}x{size[1]} page")
+            clamped[region] = inside
+        found.append(PageRegions(size=size, boxes={r: clamped[r] for r in REGIONS if r in clamped},
+                                 scores={r: 1.0 for r in REGIONS if r in clamped},
+                                 missing=tuple(r for r in REGIONS if r not in clamped)))
+    return found
+
+
+def detect_document(image: str | Path, detector: DetectorArgs, boxes: Path | None = None,
+                    limits: IngestLimits = DEFAULT_LIMITS) -> list[PageRegions]:
+    """The regions of every page of a document: from `boxes` (a --boxes file) or the detector."""
+    _, pages = read_document(image, limits)
+    if boxes is not None:
+        return read_boxes(boxes, [page.size for page in pages])
+    model, processor = load_detector(detector.layout_model)
+    return detect_regions(model, processor, pages)
+
+
+def _read_page_regions(model: Any, processor: Any, pages: list[Any], found: list[PageRegions], margin: int,
+                       generation: GenerationArgs) -> tuple[list[Prediction], list[dict[str, Any]]]:
+    """(one merged Prediction per page, per page its boxes, scores, missing regions and region outputs)."""
+    read = read_pages(model, processor, pages, found, generation, margin=margin, show_progress=False)
+    per_page = [page_prediction(regions, found[n].missing) for n, regions in enumerate(read)]
+    detail = [{"page": n, **found[n - 1].to_json(), "predictions": {r: p.to_dict() for r, p in regions.items()}}
+              for n, regions in enumerate(read, start=1)]
+    return per_page, detail
+
+
 def evaluate_document(model: Any, processor: Any, image: str | Path, region: str,
                       ground_truth: dict[str, Any] | None = None, *, generation: GenerationArgs | None = None,
-                      limits: IngestLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+                      limits: IngestLimits = DEFAULT_LIMITS, found: list[PageRegions] | None = None,
+                      margin: int = PAGE_MARGIN) -> dict[str, Any]:
     """Predict one document file (any page count); with ground-truth fields, score it as
     `evaluate` scores a record. `generation` gives max_new_tokens, batch_size, repetition_window
-    constrained and beams."""
+    constrained and beams. `found` (one PageRegions per page, `detect_document`): the document is
+    pages read region by region at those boxes (widened by `margin`) and merged; else every page
+    is read whole with the prompt of `region`."""
     kind, pages = read_document(image, limits)  # IngestError names the file
     g = generation or GenerationArgs(model="(given)")
-    page_predictions = predict(model, processor, pages, region, max_new_tokens=g.max_new_tokens,
-                               batch_size=g.batch_size, repetition_window=g.repetition_window,
-                               constrained=g.constrained, beams=g.beams, accept=passes_validation)
+    regions_detail = None
+    if found is not None:
+        page_predictions, regions_detail = _read_page_regions(model, processor, pages, found, margin, g)
+    else:
+        page_predictions = predict(model, processor, pages, region, max_new_tokens=g.max_new_tokens,
+                                   batch_size=g.batch_size, repetition_window=g.repetition_window,
+                                   constrained=g.constrained, beams=g.beams, accept=passes_validation)
     prediction = combine_pages(page_predictions, region)
     result: dict[str, Any] = {"image": str(image), "kind": kind, "num_pages": len(pages), "region": region,
                               "prediction": prediction.to_dict()}
+    if regions_detail is not None:
+        result["regions"] = regions_detail
+        result["missing"] = [r for r in REGIONS if all(r in page.missing for page in found)]  # on no page
     if len(pages) > 1:
         result["pages"] = [{"page": n, "prediction": p.to_dict()} for n, p in enumerate(page_predictions, start=1)]
     if prediction.parsed is not None:
@@ -124,6 +194,17 @@ def _region_and_truth(config: DocumentEvalConfig) -> tuple[str, dict[str, Any] |
     return config.region or PAGE, None
 
 
+def _page_regions(config: DocumentEvalConfig, region: str) -> list[PageRegions] | None:
+    """The boxes of the page path (detected, or --boxes), or None when the image is read whole:
+    a named region (a crop), or `--region page` (the page prompt)."""
+    if region != PAGE or config.region == PAGE:
+        if config.boxes is not None:
+            raise EvaluationError(f"--boxes is for a page read region by region; the image is read as "
+                                  f"{'the whole page (--region page)' if region == PAGE else f'a {region} crop'}")
+        return None
+    return detect_document(config.image, config.detector, config.boxes)
+
+
 def _load(model_id: str, generation: GenerationArgs, flag: str) -> tuple[Any, Any]:
     try:
         return load_model(model_id, dtype=generation.dtype, device=generation.device)
@@ -143,9 +224,11 @@ def evaluate_main(argv: list[str] | None = None, prog: str = "evaluate_model.py"
     config = parse_config(DocumentEvalConfig, argv, prog, "Evaluate a model on one document image.")
     _check_image(config.image)
     region, truth = _region_and_truth(config)
+    found = _page_regions(config, region)
     model, processor = _load(config.generation.model, config.generation, "--model")
     result = {"settings": config_to_dict(config), "model": config.generation.model,
-              **evaluate_document(model, processor, config.image, region, truth, generation=config.generation)}
+              **evaluate_document(model, processor, config.image, region, truth, generation=config.generation,
+                                  found=found, margin=config.detector.margin)}
     write_json_atomic(config.output, result)
     print(result["prediction"]["raw_text"])
     for key, label in METRICS:
@@ -168,11 +251,13 @@ def compare_main(argv: list[str] | None = None, prog: str = "compare_base_vs_fin
         except ModelProvenanceError as err:
             raise ModelProvenanceError(f"--base not given and {err}") from None
         print(f"--base not given: using {config.base}, the base {config.generation.model} was trained from")
+    found = _page_regions(config, region)  # detected once: both models read the same boxes
     results = {}
     for name, model_id, flag in (("base", config.base, "--base"), ("model", config.generation.model, "--model")):
         model, processor = _load(model_id, config.generation, flag)
         results[name] = {"model": model_id, **evaluate_document(model, processor, config.image, region, truth,
-                                                                 generation=config.generation)}
+                                                                 generation=config.generation, found=found,
+                                                                 margin=config.detector.margin)}
         del model, processor
     out: dict[str, Any] = {"settings": config_to_dict(config), "image": str(config.image), "region": region, **results}
     if truth is not None:

@@ -32,16 +32,16 @@ from finscribe.data.records import field_coverage
 from finscribe.data.selection import load_selection
 from finscribe.errors import ConfigError, FinScribeError
 from finscribe.eval import charts
-from finscribe.eval.bootstrap import paired_bootstrap
 from finscribe.eval.digits import digit_position_accuracy
+from finscribe.eval.pages import compare_pages, evaluate_pages, pages_comparison_table, pages_table
 from finscribe.eval.report_config import CompareConfig, EvaluateConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown
 from finscribe.eval.scoring import (
     HELD_OUT,
     METRICS,
     SEEN,
-    metric_terms,
     metrics,
+    paired_deltas,
     per_field_accuracy,
     score_record,
     summarise,
@@ -136,7 +136,9 @@ def run_model(generation: GenerationArgs, records: list[dict[str, Any]], *, show
 def evaluate(config: EvaluateConfig, show_progress: bool = True) -> dict[str, Any]:
     """Evaluate one model on a split; writes the files listed in the module docstring and
     returns the report dict (also report.json). `config.blank_images` is the prior-only control
-    (see `run_model`)."""
+    (see `run_model`). `config.pages`: whole pages through the detector (`finscribe.eval.pages`)."""
+    if config.pages:
+        return evaluate_pages(config, show_progress=show_progress)
     out = ensure_output_dir(config.output_dir)  # before the long prediction pass, not after it
     records = load_selection(config.records)
     held_out = list(config.held_out_layouts) or held_out_layouts_of(config.records.data)
@@ -160,18 +162,6 @@ def evaluate(config: EvaluateConfig, show_progress: bool = True) -> dict[str, An
 # ----------------------------------------------------------------------------- compare
 
 
-def _deltas(base_rows: list[dict], model_rows: list[dict], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
-    groups = [row["source_id"] for row in base_rows]
-    out = {}
-    for key, _ in METRICS:
-        base_terms = [metric_terms(row, key) for row in base_rows]
-        model_terms = [metric_terms(row, key) for row in model_rows]
-        out[key] = paired_bootstrap([n for n, _ in base_terms], [d for _, d in base_terms],
-                                    [n for n, _ in model_terms], [d for _, d in model_terms], groups,
-                                    resamples=resamples, seed=seed)
-    return out
-
-
 def _side_by_side(base_rows: list[dict], model_rows: list[dict], key: Any) -> dict[str, dict[str, Any]]:
     names = sorted({str(key(r)) for r in base_rows})
     table = {}
@@ -185,7 +175,10 @@ def _side_by_side(base_rows: list[dict], model_rows: list[dict], key: Any) -> di
 def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]:
     """Both models on the same records; deltas model − base with paired bootstrap 95 % intervals.
     With `config.blank_images`, the fine-tuned model also runs on white images of the same sizes
-    (the prior-only control), reported beside base and model."""
+    (the prior-only control), reported beside base and model. `config.pages`: whole pages through
+    the detector (`finscribe.eval.pages.compare_pages`)."""
+    if config.pages:
+        return compare_pages(config, show_progress=show_progress)
     out = ensure_output_dir(config.output_dir)
     records = load_selection(config.records)
     held_out = set(config.held_out_layouts or held_out_layouts_of(config.records.data))
@@ -200,7 +193,7 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
         "constrained": config.generation.constrained, "beams": config.generation.beams,
         "prediction_seconds": {"base": base_wall, "model": model_wall},
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "document (source_id)", "level": 0.95},
-        "deltas": _deltas(base_rows, model_rows, config.resamples, config.seed),
+        "deltas": paired_deltas(base_rows, model_rows, resamples=config.resamples, seed=config.seed),
         "per_region": _side_by_side(base_rows, model_rows, lambda r: r["region"]),
         "digit_positions": {"base": digit_position_accuracy(base_rows), "model": digit_position_accuracy(model_rows)},
         "held_out_layouts": sorted(held_out),
@@ -232,6 +225,10 @@ def main(argv: list[str] | None = None, prog: str = "finscribe evaluate") -> int
     """`finscribe evaluate --model PATH --data MANIFEST_OR_JSONL [--split test] --output-dir runs/eval`."""
     config = parse_config(EvaluateConfig, argv, prog, __doc__.split("\n\n")[0])
     result = evaluate(config)
+    if config.pages:
+        print(pages_table(result))
+        print(f"wrote {config.output_dir}")
+        return 0
     for key, label in METRICS:
         if result["overall"][key] is not None:
             print(f"{label:<26} {result['overall'][key]:.4f}")
@@ -244,6 +241,10 @@ def compare_main(argv: list[str] | None = None, prog: str = "finscribe compare")
     config = parse_config(CompareConfig, argv, prog, "Compare a base and a fine-tuned model on the same records "
                           "(deltas with paired bootstrap 95 % intervals, and the blank-image control).")
     result = compare(config)
+    if config.pages:
+        print(pages_comparison_table(result))
+        print(f"wrote {config.output_dir}")
+        return 0
     control = result.get("blank_images", {}).get("overall", {})
     for key, label in METRICS:
         d = result["deltas"][key]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finscribe.config import arg, group
 from finscribe.data.selection import RecordSelection
+from finscribe.eval.pages_config import DetectorArgs
 from finscribe.generation_args import GenerationArgs
 
 
@@ -20,6 +21,11 @@ class EvaluateConfig:
     seed: int = arg(0, "bootstrap seed")
     blank_images: bool = arg(False, "control run: every image replaced by a white one of the same size, so the "
                                     "scores show what the model answers without seeing the document")
+    pages: bool = arg(False, "evaluate whole pages of the manifest: detect the regions (--layout-model), read each, "
+                             "merge, score the document against the page's label (finscribe.eval.pages)")
+    oracle: bool = arg(True, "with --pages, also read every page at its true boxes, so that the cost of detection "
+                             "is one number (detected minus oracle)")
+    detector: DetectorArgs = field(default_factory=DetectorArgs, metadata={"help": "the page path", "group": True})
 
     def __post_init__(self) -> None:
         if self.resamples < 1:
@@ -37,6 +43,10 @@ class CompareConfig:
     seed: int = arg(0, "bootstrap seed")
     blank_images: bool = arg(True, "also run the fine-tuned model on white images of the same sizes (the prior-only "
                                    "control), so that a gain that needs no document is not read as learning")
+    pages: bool = arg(False, "compare on whole pages of the manifest: regions detected once (--layout-model), read by "
+                             "both models, merged and scored per document (finscribe.eval.pages; no blank-image control)")
+    oracle: bool = arg(True, "with --pages, also compare at the true boxes")
+    detector: DetectorArgs = field(default_factory=DetectorArgs, metadata={"help": "the page path", "group": True})
 
     def __post_init__(self) -> None:
         if self.resamples < 1:
