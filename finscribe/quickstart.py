@@ -1,14 +1,14 @@
 """`finscribe quickstart`: the whole loop end to end, in one command.
 
 generate invoices → build the dataset → train → evaluate → compare base vs fine-tuned (with the
-blank-image control) → evaluate again with validated beams → print where the reports are and the
-headline numbers.
+blank-image control) → evaluate again with validated beams → evaluate whole test pages through the
+detector and at their true boxes → print where the reports are and the headline numbers.
 
     finscribe quickstart                                   # CPU: fine-tune the tiny reader (time: README)
     finscribe quickstart --model PaddlePaddle/PaddleOCR-VL  # GPU: the real 0.9B model, LoRA
 
 Every step writes under `--output-dir` (default runs/quickstart): data/, dataset/, model/, eval/,
-compare/, eval_beams/, plus quickstart_config.json and summary.json.
+compare/, eval_beams/, eval_pages/, plus quickstart_config.json and summary.json.
 
 With `--model tiny` the base is FinScribe's **tiny reader** (`finscribe/assets/tiny_reader`): a
 ~2.5 M-parameter PaddleOCR-VL built from the real classes and pretrained on the real model's base
@@ -30,6 +30,7 @@ from finscribe.config import parse_config, save_config
 from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
 from finscribe.data.selection import RecordSelection
 from finscribe.errors import ConfigError
+from finscribe.eval.pages_config import DetectorArgs
 from finscribe.eval.region_summary import read_rows, region_goals, region_table
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate
 from finscribe.fileio import ensure_output_dir, write_json_atomic
@@ -104,8 +105,22 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
                 output_dir=out / "eval_beams", records=selection, held_out_layouts=tuple(config.held_out_layouts),
                 generation=dataclasses.replace(generation, beams=config.validated_beams)))
 
+    pages_report = None
+    if config.page_eval_limit > 0:
+        # The product's path end to end: whole test pages through the detector, each region read with
+        # its prompt and merged into the document, beside the same pages at their true boxes.
+        with _step("evaluate fine-tuned on whole test pages (detected and true boxes)", timings):
+            pages_report = evaluate(EvaluateConfig(
+                output_dir=out / "eval_pages", pages=True, generation=generation,
+                held_out_layouts=tuple(config.held_out_layouts), detector=DetectorArgs(layout_model=config.layout_model),
+                records=RecordSelection(data=manifest, split="test", regions=tuple(config.regions),
+                                        limit=config.page_eval_limit)))
+
     timings["total"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, report, out, model_dir, timings, beams_report)
+    if pages_report is not None:
+        summary["pages"] = _pages_summary(pages_report)
+        summary["reports"]["evaluation_pages"] = str(out / "eval_pages" / "report.md")
     write_json_atomic(out / "summary.json", summary)
     print(_summary_text(summary), flush=True)
     return summary
@@ -158,6 +173,39 @@ def _summary(result: dict[str, Any], report: dict[str, Any], out: Path, model_di
     }
 
 
+PAGE_FIGURES = ("field_accuracy", "exact_match", "validation_pass_rate", "teds")
+
+
+def _pages_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The page-level evaluation's figures (finscribe.eval.pages): per document with detected and with
+    true boxes, field accuracy per region, and the cost of detection (detected − oracle field accuracy)."""
+    sides = [side for side in ("detected", "oracle") if side in report]
+    return {"pages": report["pages"], "regions": report["regions"], "layout_model": report["layout_model"],
+            **{side: {key: report[side]["overall"][key] for key in PAGE_FIGURES} for side in sides},
+            "per_region_field_accuracy": {side: {region: row["field_accuracy"]
+                                                 for region, row in report[side]["per_region"].items()} for side in sides},
+            "regions_not_detected": report["detected"]["regions_not_detected"],
+            "detection_cost": report.get("detection_cost", {}).get("field_accuracy")}
+
+
+def _pages_lines(pages: dict[str, Any] | None) -> list[str]:
+    if not pages:
+        return []
+    lines = ["", f"whole test pages ({pages['pages']} pages; regions detected by {pages['layout_model']}, read, "
+                 "merged, scored against each page's label):",
+             f"  {'per document':<28}{'detected':>10}{'true boxes':>12}{'cost':>9}"]
+    for key in PAGE_FIGURES:
+        detected, oracle = pages["detected"][key], pages.get("oracle", {}).get(key)
+        cost = _difference(detected, oracle)
+        lines.append(f"  {key + (' (all fields)' if key == 'exact_match' else ''):<28}{_pct(detected):>10}"
+                     f"{_pct(oracle):>12}{'n/a' if cost is None else f'{100 * cost:+.1f}':>9}")
+    for region, value in pages["per_region_field_accuracy"]["detected"].items():
+        oracle = pages["per_region_field_accuracy"].get("oracle", {}).get(region)
+        lines.append(f"  {region + ' field accuracy':<28}{_pct(value):>10}{_pct(oracle):>12}"
+                     f"   not detected on {pages['regions_not_detected'][region]} page(s)")
+    return lines
+
+
 def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
@@ -203,6 +251,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
             if region == "line_items_table" else ""
         lines.append(f"  {region:<18}{row['records']:>6}{_pct(row['field_accuracy']):>11}{_pct(row['blank_images']):>8}"
                      f"{_pct(row['image_gap']):>8}{_pct(row['validated_beams']):>8}{table}")
+    lines += _pages_lines(summary.get("pages"))
     if summary["goals"]:
         lines += ["", "goals (issue 28, held-out test invoices; the figure beside each goal):"]
         for goal in summary["goals"]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from finscribe.config import arg
 from finscribe.errors import ConfigError
+from finscribe.eval.pages_config import TINY_LAYOUT
 
 TINY = "tiny"
 TINY_READER = Path(__file__).resolve().parent / "assets" / "tiny_reader"
@@ -37,6 +38,9 @@ class QuickstartConfig:
     max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
     eval_limit: int | None = arg(None, "evaluate only the first N test crops")
     eval_batch_size: int = arg(16, "crops per generation batch")
+    page_eval_limit: int = arg(40, "held-out test pages read whole at the end, through the detector and at their true "
+                                   "boxes (eval_pages/: the cost of detection); 0 = skip that step")
+    layout_model: Path = arg(TINY_LAYOUT, "region detector of the page-level evaluation (default: the committed tiny one)")
     validated_beams: int = arg(4, "beam candidates of the extra evaluation with validated beams (the answer is the most "
                                   "likely candidate that passes the invoice arithmetic); 0 or 1 = skip that step")
 
@@ -47,6 +51,8 @@ class QuickstartConfig:
             raise ValueError("--max-steps and --batch-size must be >= 1")
         if self.validated_beams < 0:
             raise ValueError("--validated-beams must be >= 0")
+        if self.page_eval_limit < 0:
+            raise ValueError("--page-eval-limit must be >= 0")
 
     @property
     def tiny(self) -> bool:

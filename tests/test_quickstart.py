@@ -11,10 +11,11 @@ from finscribe.eval.scoring import metric_value
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 
 
-def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
+def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, tiny_detector_dir):
     out = tmp_path / "qs"
     config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, max_steps=2, batch_size=2,
-                              max_new_tokens=8, eval_limit=4, eval_batch_size=4)
+                              max_new_tokens=8, eval_limit=4, eval_batch_size=4, page_eval_limit=2,
+                              layout_model=tiny_detector_dir)
     summary = run_quickstart(config)
 
     for name in ("data/training_manifest.json", "dataset/records.jsonl",
@@ -71,6 +72,17 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys):
     beam_rows = [json.loads(line) for line in (out / "eval_beams" / "predictions.jsonl").read_text().splitlines()]
     assert len(beam_rows) == 4 and all(0 <= row["beam"] < 4 for row in beam_rows)
     printed = capsys.readouterr().out
+    # the page-level evaluation: whole test pages with detected and true boxes, figures from its files
+    pages = summary["pages"]
+    assert pages["pages"] == 2 and pages["regions"] == list(config.regions)
+    for side in ("detected", "oracle"):
+        rows = [json.loads(line) for line in (out / "eval_pages" / side / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == 2 and all(row["split"] == "test" for row in rows)
+        for key in ("field_accuracy", "exact_match", "validation_pass_rate"):
+            assert pages[side][key] == pytest.approx(metric_value(rows, key)), (side, key)
+    assert pages["detection_cost"] == pytest.approx(pages["detected"]["field_accuracy"] - pages["oracle"]["field_accuracy"])
+    assert summary["reports"]["evaluation_pages"] == str(out / "eval_pages" / "report.md")
+    assert "whole test pages (2 pages" in printed
     assert "goals (issue 28" in printed and "per region" in printed and "amount digits right by position" in printed
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
     assert "validated beams" in printed
