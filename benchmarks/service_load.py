@@ -220,6 +220,8 @@ def main() -> int:
     parser.add_argument("--scenario", choices=["levels", "huge", "hostile"], default="levels", help="what to run")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (huge, hostile)")
     parser.add_argument("--max-decoded-mb", type=float, default=None, help="server's decoded-pixel budget (default: its own)")
+    parser.add_argument("--layout-model", default=None,
+                        help="server's region detector for pages sent without boxes (default: its own; 'none': read them whole)")
     args = parser.parse_args()
 
     port = free_port()
@@ -227,7 +229,8 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-m", "finscribe.cli", "serve", "--model", args.model, "--port", str(port),
                                "--max-new-tokens", str(args.max_new_tokens), "--batch-size", str(args.batch_size),
                                "--device", "cpu", "--log-level", "warning",
-                               *(["--max-decoded-mb", str(args.max_decoded_mb)] if args.max_decoded_mb else [])],
+                               *(["--max-decoded-mb", str(args.max_decoded_mb)] if args.max_decoded_mb else []),
+                               *(["--layout-model", args.layout_model] if args.layout_model else [])],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300

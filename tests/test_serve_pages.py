@@ -9,6 +9,7 @@ always keeps its best box, so the found-regions path runs deterministically too.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import pytest
@@ -138,8 +139,15 @@ def test_serve_options_and_the_default_layout_model():
     config = parse_config(ServeConfig, ["--model", "m", "--layout-model", "det", "--margin", "4",
                                         "--detect-threshold", "0.5"], "serve", "")
     assert (config.layout_model, config.margin, config.detect_threshold) == ("det", 4, 0.5)
-    with pytest.raises(ValueError, match="--detect-threshold"):
+    for bad in (["--detect-threshold", "1.5"], ["--margin", "-1"]):  # one clear line, before anything loads
+        with pytest.raises(SystemExit):
+            parse_config(ServeConfig, ["--model", "m", *bad], "serve", "")
+    from finscribe.detection import DetectionError
+
+    with pytest.raises(DetectionError, match="--detect-threshold"):
         PageDetector.load("unused", threshold=1.5)
+    with pytest.raises(DetectionError, match="no detector there"):
+        PageDetector.load(Path("no/such/detector"))
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from finscribe.data.schema import REGIONS
 from finscribe.detection import (
     DEFAULT_LAYOUT_MODEL,
     DEFAULT_MARGIN,
+    DetectionError,
     detect_regions,
     input_size,
     load_detector,
@@ -93,9 +94,9 @@ class PageDetector:
              margin: int = DEFAULT_MARGIN, batch_size: int = 8) -> PageDetector:
         """A detector folder (`finscribe train-layout`); a bad one is a DetectionError naming it."""
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"--detect-threshold must be in [0, 1], got {threshold}")
+            raise DetectionError(f"--detect-threshold must be between 0 and 1, got {threshold}")
         if margin < 0:
-            raise ValueError(f"--margin must be >= 0 pixels, got {margin}")
+            raise DetectionError(f"--margin must be >= 0 pixels, got {margin}")
         if device is None:  # as the reader's default: the GPU when there is one
             import torch
 

@@ -54,6 +54,12 @@ class ServeConfig:
     quantized: bool | None = arg(None, "force (or refuse) loading as a quantized folder; default: detect")
     log_level: str = arg("info", "uvicorn log level")
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.detect_threshold <= 1.0:
+            raise ValueError(f"--detect-threshold must be between 0 and 1, got {self.detect_threshold}")
+        if self.margin < 0:
+            raise ValueError(f"--margin must be >= 0 pixels, got {self.margin}")
+
     def limits(self) -> UploadLimits:
         return UploadLimits(max_upload_bytes=int(self.max_upload_mb * 1024 * 1024), max_pages=self.max_pages,
                             max_pixels=self.max_pixels, pdf_dpi=self.pdf_dpi)
