@@ -45,6 +45,7 @@ from finscribe.deploy.service import PaddleOCRVLService, RegionBoxError, documen
 from finscribe.deploy.uploads import UploadError, UploadLimits
 from finscribe.deploy.worker import ModelWorker
 from finscribe.engine_vllm import EngineUnavailableError
+from finscribe.model import check_model_folder, looks_like_local_path
 from finscribe.prompting import ImageReadError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -257,6 +258,9 @@ def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:
     """`finscribe serve --model PATH [--host 127.0.0.1 --port 8000]`."""
     config = parse_config(ServeConfig, argv, prog, "Serve invoice extraction over HTTP with a web page at /.")
     return_freed_pixels_to_the_os()
+    model = config.generation.model
+    if looks_like_local_path(model) and not Path(model).expanduser().exists():
+        check_model_folder(Path(model))  # a missing model says so first, not a missing detector
     detector = None
     if config.layout_model.lower() != "none":
         detector = PageDetector.load(config.layout_model, device=config.generation.device, threshold=config.detect_threshold,
