@@ -101,6 +101,22 @@ def test_an_untrained_detector_finds_nothing_and_every_region_is_listed_missing(
     assert document["document"] == {} and document["valid"] is False and len(document["pages"]) == 2
 
 
+def test_pages_of_waiting_requests_are_detected_together_in_the_model_thread(finding, invoice):
+    from finscribe.deploy.worker import ModelWorker
+
+    worker = ModelWorker(finding, batch_size=8, max_queue=8, start=False)
+    held = [finding.split_or_hold(invoice["image"], None, "page 1"), finding.split_or_hold(invoice["image"], {}, "page 1")]
+    futures = [worker.submit([page]) for page in held]  # two requests waiting before the worker starts
+    worker.start()
+    try:
+        results = [future.result(timeout=120)[0] for future in futures]
+    finally:
+        worker.stop()
+    assert worker.batches == 1  # one batch: one detector call for both pages, then one generation
+    assert [r["boxes_from"] for r in results] == ["detector", "detector"]
+    assert results[0]["regions"] == results[1]["regions"] and results[0]["timings"]["detect"] == results[1]["timings"]["detect"]
+
+
 def test_a_large_page_is_held_and_detected_downscaled():
     page = Image.new("L", (3000, 4000), 255)  # 12 MP
     pending = pending_page(page, "page 1", (384, 512))
