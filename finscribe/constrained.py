@@ -18,6 +18,25 @@ row fields. The currency comes *after* the amounts in canonical key order, so wi
 currency the object is an `anyOf` over minor-unit groups: amounts with 0 decimals paired with the
 0-decimal currencies, 2 with 2, 3 with 3, and so on. The output is compact JSON (no whitespace),
 as in the training targets, and EOS is allowed only once the object is complete.
+
+**Whatever stops the generation, a constrained answer is a complete object of its schema.** Three
+things can stop a row: EOS (the grammar allows it only on a complete object), the token cap and the
+repetition guard. For the last two the answer is *closed through the grammar*, inside the budget:
+`closing_tokens` finds, from the grammar's current state, a short sequence of single-character
+tokens that completes the object (end the open string, complete a cut amount or date with zeros,
+finish a cut key and give it the shortest value, close the containers), accepted token by token by
+the grammar itself. `RegionConstraint` forces that sequence when the guard reports a loop (instead
+of the guard cutting the row mid-string), and in the last `CLOSING_HORIZON` steps it lets the
+model's chosen token through only if the object can still be closed in the tokens left after it.
+Why this and not the alternatives the issue offered: not cutting inside a structure would let a
+loop inside a text value run to the cap (text is unbounded, see MAX_LINE_ITEMS), and bounding
+strings and arrays would make a closing fit only if the cap exceeds the longest bounded answer
+(thousands of tokens for 50 rows) while xgrammar 0.2.9 drops escapes from length-bounded strings.
+Closing through the grammar keeps the schema as it is, costs nothing until the last
+`CLOSING_HORIZON` steps (a closing is ~1 us per grammar step to find), and needs only that the cap
+holds the shortest valid answer (`{}`: `shortest_answer_tokens`), which `predict` checks before
+generating. The closed answer keeps what the model wrote (a looped value stays looped, flagged
+`repetition`): it is valid, not made right.
 """
 
 from __future__ import annotations
@@ -25,6 +44,7 @@ from __future__ import annotations
 import json
 import time
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -170,37 +190,178 @@ def compiled_grammar(tokenizer: Any, region: str, *, vocab_size: int, eos_token_
     return cache[key]
 
 
+# ----------------------------------------------------------------------------- closing a cut answer
+# Bytes a closing may append, in the order tried. Inside a string: end it, else complete a pattern
+# with the smallest characters (zeros for amounts and dates, letters for a key or a currency code,
+# 0x80 for a cut multi-byte character). Outside: close a container first, then what a cut key or
+# an opened value needs. Every grammar step is checked by the grammar, so the order only decides
+# which valid closing is found (and how short it is), never whether it is valid.
+_IN_STRING = b'"0123456789-.' + bytes(range(65, 91)) + bytes(range(97, 123)) + b"_\x80"
+_OUTSIDE = b'}]:"{['
+MAX_CLOSING = 96  # longest closing searched for (the schema's deepest cut needs ~40 characters)
+_MAX_TRIES = 5000  # grammar steps one search may take (each ~1 us)
+# The last steps of the budget in which every chosen token is checked against the closing it leaves.
+CLOSING_HORIZON = 2 * MAX_CLOSING
+# Per TokenizerInfo (unhashable: keyed by id, checked by a weak reference so a reused id misses).
+_BYTE_TOKENS: dict[int, tuple[weakref.ref, dict[int, int]]] = {}
+
+
+def _byte_tokens(tokenizer_info: Any) -> dict[int, int]:
+    """{byte: id of a token that decodes to exactly that byte} for the closing alphabet."""
+    cached = _BYTE_TOKENS.get(id(tokenizer_info))
+    if cached is not None and cached[0]() is tokenizer_info:
+        return cached[1]
+    wanted = {bytes([b]) for b in _IN_STRING + _OUTSIDE}
+    table: dict[int, int] = {}
+    for token, text in enumerate(tokenizer_info.decoded_vocab):
+        if text in wanted and text[0] not in table:
+            table[text[0]] = token
+    _BYTE_TOKENS[id(tokenizer_info)] = (weakref.ref(tokenizer_info), table)
+    return table
+
+
+def _lex(state: tuple[bool, bool], text: bytes) -> tuple[bool, bool]:
+    """(inside a JSON string, after a backslash) once `text` follows `state`."""
+    inside, escaped = state
+    for byte in text:
+        if escaped:
+            escaped = False
+        elif inside and byte == 0x5C:  # backslash
+            escaped = True
+        elif byte == 0x22:  # quote
+            inside = not inside
+    return inside, escaped
+
+
+def closing_tokens(matcher: Any, tokenizer_info: Any, lex_state: tuple[bool, bool] = (False, False),
+                   limit: int = MAX_CLOSING) -> list[int] | None:
+    """Token ids that complete the object `matcher` (an xgrammar GrammarMatcher) has accepted so far,
+    at most `limit` of them, each accepted by the grammar; [] when it is complete already, None
+    when none was found. `lex_state` says whether the text so far ends inside a string. The matcher
+    is left as it was (every step is rolled back)."""
+    table = _byte_tokens(tokenizer_info)
+    path: list[int] = []
+    tries = 0
+
+    def search(state: tuple[bool, bool]) -> bool:
+        nonlocal tries
+        if matcher.is_completed():
+            return True
+        if len(path) >= limit:
+            return False
+        for byte in _IN_STRING if state[0] else _OUTSIDE:
+            token = table.get(byte)
+            if token is None or tries >= _MAX_TRIES:
+                continue
+            tries += 1
+            if not matcher.accept_token(token):
+                continue
+            path.append(token)
+            if search(_lex(state, bytes([byte]))):
+                return True
+            path.pop()
+            matcher.rollback(1)
+        return False
+
+    found = search(lex_state)
+    if path:
+        matcher.rollback(len(path))
+    return list(path) if found else None
+
+
+def shortest_answer_tokens(grammar: Any) -> list[int]:
+    """The tokens of the shortest answer the closing finds from the start (`{}`): a token cap below
+    its length cannot hold any valid answer."""
+    matcher = _xgrammar().GrammarMatcher(grammar)
+    tokens = closing_tokens(matcher, grammar.tokenizer_info)
+    assert tokens is not None, "the grammar admits no closable answer"  # '{}' always is one
+    return tokens
+
+
 class RegionConstraint(LogitsProcessor):
     """Per-row grammar masks for one `generate` call: row i may only continue its own compiled
     grammar (rows of one batch can belong to different regions), EOS only once its object is
     complete. Touches only the logits, so it works with any model (INT8 included).
 
-    A row whose last token its grammar rejects has stopped for another reason (EOS then padding,
-    or the repetition guard then padding): it is left unconstrained, as its tokens are discarded.
+    With `max_new_tokens` it also keeps every row closable (module docstring): in the last
+    `CLOSING_HORIZON` steps the greedy choice (the highest allowed logit) goes through only if the
+    object can still be closed in the tokens left after it, otherwise the closing is forced; and a
+    row the repetition guard hands over (`close(row)`) is closed at once. This relies on greedy
+    decoding (the only mode `predict` combines with the grammar).
+
+    A row whose last token its grammar rejects has stopped for another reason (EOS then padding):
+    it is left unconstrained, as its tokens are discarded.
     """
 
-    def __init__(self, grammars: Sequence[Any], prompt_length: int):
+    def __init__(self, grammars: Sequence[Any], prompt_length: int, max_new_tokens: int | None = None):
         self._xgr = xgr = _xgrammar()
-        self.matchers = [xgr.GrammarMatcher(grammar) for grammar in grammars]
-        self.vocab_size = grammars[0].tokenizer_info.vocab_size
+        self.matchers = [xgr.GrammarMatcher(grammar) for grammar in grammars]  # rollback is unlimited (xgrammar 0.2)
+        self.tokenizer_info = grammars[0].tokenizer_info
+        self.vocab_size = self.tokenizer_info.vocab_size
         self.bitmask = xgr.allocate_token_bitmask(len(grammars), self.vocab_size)
         self.prompt_length = prompt_length
+        self.max_new_tokens = max_new_tokens
         self.active = [True] * len(grammars)
+        self.lex = [(False, False)] * len(grammars)
+        self.forced: list[deque[int] | None] = [None] * len(grammars)  # a closing being written
+        self.close_requested = [False] * len(grammars)
+        self.closed = [False] * len(grammars)  # rows whose end was forced (guard or budget)
         self.seconds = 0.0  # time spent here (benchmarks read it)
+
+    def close(self, row: int) -> bool:
+        """Close `row` from the next step on (the repetition guard found it looping); False if the
+        row has already ended."""
+        if not self.active[row]:
+            return False
+        self.close_requested[row] = True
+        return True
+
+    def _closing(self, row: int, limit: int = MAX_CLOSING) -> deque[int]:
+        # The search is depth-first, not shortest-first: the limit makes it find one that fits.
+        tokens = closing_tokens(self.matchers[row], self.tokenizer_info, self.lex[row], limit=min(limit, MAX_CLOSING))
+        self.closed[row] = True
+        return deque(tokens or [])  # none found (not expected): the row goes on unforced
+
+    def _choose(self, row: int, scores: torch.FloatTensor, left: int) -> int | None:
+        """The token `row` must take now, or None to leave the choice to the model."""
+        if self.close_requested[row] and self.forced[row] is None:
+            self.forced[row] = self._closing(row, limit=left)
+        if self.forced[row] is None and self.max_new_tokens is not None and left <= CLOSING_HORIZON:
+            token = int(scores[row].argmax())
+            matcher = self.matchers[row]
+            if matcher.accept_token(token):
+                after = _lex(self.lex[row], self.tokenizer_info.decoded_vocab[token])
+                rest = [] if matcher.is_terminated() else closing_tokens(matcher, self.tokenizer_info, after,
+                                                                         limit=min(left - 1, MAX_CLOSING))
+                matcher.rollback(1)
+                if rest is None:  # the model's token would leave too few tokens to close: close now
+                    self.forced[row] = self._closing(row, limit=left)
+        if self.forced[row]:
+            return self.forced[row].popleft()
+        return None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         start = time.perf_counter()
-        if input_ids.shape[1] > self.prompt_length:
+        generated = input_ids.shape[1] - self.prompt_length
+        if generated > 0:
             last = input_ids[:, -1].tolist()
             for row, matcher in enumerate(self.matchers):
                 if self.active[row]:
                     # Inactive from here: rejected (padding after a stop) or just accepted the EOS.
                     self.active[row] = matcher.accept_token(last[row]) and not matcher.is_terminated()
+                    self.lex[row] = _lex(self.lex[row], self.tokenizer_info.decoded_vocab[last[row]])
         for row, matcher in enumerate(self.matchers):
             if self.active[row]:
                 matcher.fill_next_token_bitmask(self.bitmask, row)
             else:
                 self.bitmask[row] = -1  # all allowed
         self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device), vocab_size=self.vocab_size)
+        left = None if self.max_new_tokens is None else self.max_new_tokens - generated
+        for row in range(len(self.matchers)):
+            if self.active[row]:
+                token = self._choose(row, scores, left if left is not None else 1 << 30)
+                if token is not None:
+                    scores[row] = float("-inf")
+                    scores[row, token] = 0.0
         self.seconds += time.perf_counter() - start
         return scores

@@ -17,7 +17,11 @@ to loop on long tables) and marks it `repetition=True` instead of burning the wh
 
 `constrained=True` adds schema-constrained decoding (`finscribe.constrained`): every row may only
 emit a JSON object of its own region's schema (rows of one batch may differ), EOS only once the
-object is complete; `Prediction.constrained` records the mode.
+object is complete; `Prediction.constrained` records the mode. Whatever stops a constrained row
+(EOS, the token cap, the repetition guard), its answer is a complete object of its schema: the
+guard hands a looping row to the grammar to be closed instead of cutting it, and the last tokens of
+the budget are kept for the closing (`finscribe.constrained`, "closed through the grammar"); a cap
+too small for even `{}` is refused before generating (`ConfigError`).
 
 `beams=k` (k > 1) decodes k beam candidates per image and answers the most likely one that parses
 and that `accept(region, fields)` accepts (else the most likely that parses, else the most likely);
@@ -42,6 +46,7 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from finscribe.data.formatters import OCR_PROMPT, OutputParseError, parse_output, prompt_for
+from finscribe.errors import ConfigError
 from finscribe.generation_args import REPETITION_WINDOW, GenerationArgs  # noqa: F401  (re-exported: stages import it here)
 from finscribe.prompting import load_image, render_prompt
 
@@ -130,13 +135,17 @@ class RepetitionGuard(StoppingCriteria):
 
     Only the generated part (after `prompt_length`) is inspected, and a row that already emitted
     EOS is never stopped afterwards (the generator pads it, which would look periodic).
-    `stopped_at[row]` is the number of generated tokens when the guard stopped the row.
+    `looped_at[row]` is the number of generated tokens when the guard found the row looping;
+    `stopped_at[row]` the same for a row it stopped there. With a `closer` (the grammar's
+    `RegionConstraint`) a looping row is handed to it to be closed instead of cut mid-string.
     """
 
     def __init__(self, prompt_length: int, batch_size: int, eos_token_ids: Iterable[int],
                  max_period: int = REPETITION_WINDOW, min_repeats: int = MIN_REPEATS,
-                 min_tokens: int = MIN_LOOP_TOKENS):
+                 min_tokens: int = MIN_LOOP_TOKENS, closer: Any = None):
         self.prompt_length = prompt_length
+        self.closer = closer
+        self.looped_at: list[int | None] = [None] * batch_size
         self.eos_token_ids = np.asarray(sorted(int(t) for t in eos_token_ids), dtype=np.int64)
         self.detector = LoopDetector(batch_size, max_period, min_repeats, min_tokens)
         self.finished = np.zeros(batch_size, dtype=bool)
@@ -154,7 +163,9 @@ class RepetitionGuard(StoppingCriteria):
         looping = self.detector.looping()
         for row in np.flatnonzero((looping > 0) & ~self.finished):
             self.finished[row] = True
-            self.stopped_at[row] = length
+            self.looped_at[row] = length
+            if self.closer is None or not self.closer.close(int(row)):
+                self.stopped_at[row] = length
         return torch.tensor([s is not None for s in self.stopped_at], dtype=torch.bool, device=input_ids.device)
 
 
@@ -175,6 +186,25 @@ def _grammars(model: Any, processor: Any, regions: list[str], currency: str | No
     eos_ids = _eos_ids(model, processor)
     return [compiled_grammar(processor.tokenizer, region, vocab_size=vocab_size, eos_token_ids=eos_ids,
                              currency=currency) for region in regions]
+
+
+def check_constrained_budget(model: Any, processor: Any, regions: Sequence[str], max_new_tokens: int) -> None:
+    """`check_closing_budget` for `regions` of this model (a service checks every region at start)."""
+    check_closing_budget(_grammars(model, processor, list(regions), None), regions, max_new_tokens, processor.tokenizer)
+
+
+def check_closing_budget(grammars: Sequence[Any], regions: Sequence[str], max_new_tokens: int, tokenizer: Any) -> None:
+    """Refuse, before generating, a token cap that cannot hold even the shortest valid constrained
+    answer of a region (a constrained answer is always closed inside the cap)."""
+    from finscribe.constrained import shortest_answer_tokens
+
+    for grammar, region in {id(g): (g, r) for g, r in zip(grammars, regions)}.values():
+        shortest = shortest_answer_tokens(grammar)
+        if max_new_tokens < len(shortest):
+            text = tokenizer.decode(shortest, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            raise ConfigError(f"--max-new-tokens {max_new_tokens} is too small for --constrained: the shortest valid "
+                              f"{region} answer, {text!r}, takes {len(shortest)} tokens; use --max-new-tokens "
+                              f"{len(shortest)} or more")
 
 
 def choose_candidate(parsed: Sequence[dict[str, Any] | None], region: str,
@@ -217,13 +247,15 @@ def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     # Beam search reorders its rows every step, which the guard's per-row state cannot follow; the
     # token cap bounds a looping beam instead.
-    guard = RepetitionGuard(prompt_length, len(pil), eos_ids, max_period=repetition_window)
-    criteria = StoppingCriteriaList([guard] if repetition_window > 0 and beams == 1 else [])
     processors = LogitsProcessorList()
+    closer = None
     if grammars is not None:
         from finscribe.constrained import RegionConstraint
 
-        processors.append(RegionConstraint(grammars, prompt_length))
+        closer = RegionConstraint(grammars, prompt_length, max_new_tokens)
+        processors.append(closer)
+    guard = RepetitionGuard(prompt_length, len(pil), eos_ids, max_period=repetition_window, closer=closer)
+    criteria = StoppingCriteriaList([guard] if repetition_window > 0 and beams == 1 else [])
     output = model.generate(
         # early_stopping: an image is done once it has `beams` finished candidates (the default would
         # keep searching for a better-scoring longer one, up to the token cap).
@@ -260,7 +292,7 @@ def _generate_batch(model: Any, processor: Any, images: list[Any], prompts: list
             chosen, accepted = choose_candidate([c[1] for c in candidates], region, accept)
         raw, parsed, error, n = candidates[chosen]
         predictions.append(Prediction(
-            parsed=parsed, raw_text=raw, error=error, repetition=beams == 1 and guard.stopped_at[image_index] is not None,
+            parsed=parsed, raw_text=raw, error=error, repetition=beams == 1 and guard.looped_at[image_index] is not None,
             prompt_tokens=int(inputs["attention_mask"][image_index].sum()), new_tokens=n, seconds=seconds,
             constrained=grammars is not None, beam=chosen, beams=beams, accepted=accepted,
         ))
@@ -319,6 +351,8 @@ def predict(
     elif len(prompts) != len(images):
         raise ValueError(f"got {len(prompts)} prompts for {len(images)} images")
     grammars = _grammars(model, processor, list(regions), currency) if constrained else None
+    if grammars is not None:
+        check_closing_budget(grammars, list(regions), max_new_tokens, processor.tokenizer)
     names = [str(image) if isinstance(image, (str, Path)) else f"image {i}" for i, image in enumerate(images)]
     was_training = model.training
     model.eval()

@@ -196,10 +196,9 @@ def test_untrained_model_valid_json_only_when_constrained(tiny_model):
 def test_every_constrained_object_that_ends_is_valid_on_a_random_weights_model(chaotic_model):  # noqa: F811
     """The untrained model above answers "{}" under the grammar (48 of the 50 crops; two
     '{"currency":"EUR"}'); a model with large random weights writes non-trivial keys and values.
-    Unconstrained: no valid JSON. Constrained: every output that ends by itself (EOS, not the
-    token cap) is a valid object of its region's schema; an unbounded text value can still run
-    into the cap (text is not length-bounded, see finscribe.constrained), which is reported as a
-    parse error, never repaired."""
+    Unconstrained: no valid JSON. Constrained: every output is a valid object of its region's
+    schema, those that ran into the token cap or the loop guard included (issue 27: they are
+    closed through the grammar inside the cap)."""
     model, processor = chaotic_model
     records = held_out_records()
     cap = 64
@@ -210,10 +209,13 @@ def test_every_constrained_object_that_ends_is_valid_on_a_random_weights_model(c
     assert not any(p.parsed is not None for p in free)
     ended = [(r["region"], p) for r, p in zip(records, held) if p.new_tokens < cap and not p.repetition]
     assert len(ended) >= 25 and len({p.raw_text for _, p in ended}) >= 10  # varied, not all "{}"
-    for region, pred in ended:
-        assert pred.parsed is not None and contract_problems(region, pred.parsed) == [], (region, pred.raw_text)
-    print(f"\nrandom-weights model, 50 crops, cap {cap}: constrained {len(ended)} ended by EOS, all valid; "
-          f"{sum(p.parsed is not None for p in held)} valid in all; unconstrained 0 valid")
+    closed = [p for p in held if p.new_tokens == cap or p.repetition]
+    assert closed  # some did run into the cap or the guard: the closing was exercised
+    for record, pred in zip(records, held):
+        assert pred.new_tokens <= cap, pred
+        assert pred.parsed is not None and contract_problems(record["region"], pred.parsed) == [], pred.raw_text
+    print(f"\nrandom-weights model, 50 crops, cap {cap}: constrained {len(ended)} ended by EOS, {len(closed)} closed "
+          f"at the cap or the guard, all valid; unconstrained 0 valid")
 
 
 @pytest.fixture(scope="module")
@@ -269,11 +271,8 @@ def test_mixed_region_batch_equals_one_crop_at_a_time(steered_model):
              for image, region in zip(images, regions)]
     assert len({p.raw_text for p in batched}) >= 6  # real, varied outputs, not all "{}"
     assert [p.raw_text for p in batched] == [p.raw_text for p in alone]
-    # A constrained object can still be cut by the token cap (or the loop guard); every one that
-    # ended by itself is valid and follows the contract.
-    complete = [(region, p) for region, p in zip(regions, batched) if p.new_tokens < cap and not p.repetition]
-    assert len(complete) >= 5
-    for region, pred in complete:
+    # Every constrained object, ended by EOS, the token cap or the loop guard, is valid.
+    for region, pred in zip(regions, batched):
         assert pred.parsed is not None and contract_problems(region, pred.parsed) == [], (region, pred.raw_text)
 
 
@@ -321,17 +320,98 @@ def test_real_sentencepiece_tokenizer_grammars():
     assert json.dumps(region_schema("page"))  # the page schema is plain JSON
 
 
-def test_repetition_guard_stops_a_constrained_row_and_the_batch_goes_on(looping_model):  # noqa: F811
-    """A model that loops "123123..." inside a constrained text value: the guard stops that row
-    (marked `repetition`), the processor lets the stopped row's padding through, and the other
-    rows of the batch finish under their own grammars."""
+def test_repetition_guard_closes_a_constrained_row_and_the_batch_goes_on(looping_model):  # noqa: F811
+    """Issue 27, a model that repeats: it loops "123123..." inside a constrained text value. The
+    guard hands the row to the grammar, which closes it ('"}'): valid JSON of the region's schema,
+    marked `repetition`, well before the cap; the other rows finish under their own grammars."""
     model, processor = looping_model
     image = Image.new("RGB", (120, 40), "white")
     regions = ["vendor_block", "totals_section", "client_info"]
     preds = predict(model, processor, [image] * 3, "page", regions=regions, max_new_tokens=64, constrained=True)
     looping, finished, other = preds
-    for pred in (looping, other):  # looped inside a string value, stopped well before the cap
+    for pred, region in ((looping, "vendor_block"), (other, "client_info")):
         assert pred.repetition and "123123123" in pred.raw_text and pred.new_tokens < 64, pred.raw_text
-        assert pred.parsed is None  # cut, so not JSON: the guard's stop is reported, never repaired
+        assert pred.raw_text.endswith('"}'), pred.raw_text  # closed right after the loop was found
+        assert pred.parsed is not None and contract_problems(region, pred.parsed) == [], pred.raw_text
     assert not finished.repetition and finished.parsed is not None, finished.raw_text
     assert contract_problems("totals_section", finished.parsed) == []
+    # Without the guard the same loop runs into the cap, and is closed inside it.
+    [capped] = predict(model, processor, [image], "vendor_block", max_new_tokens=40, constrained=True,
+                       repetition_window=0)
+    assert capped.new_tokens <= 40 and not capped.repetition and "123123" in capped.raw_text
+    assert capped.parsed is not None and contract_problems("vendor_block", capped.parsed) == [], capped.raw_text
+
+
+@pytest.mark.parametrize("cap", [2, 3, 5, 8, 13])
+def test_a_tiny_token_cap_still_gives_a_valid_answer(chaotic_model, cap):  # noqa: F811
+    """Issue 27, a tiny --max-new-tokens: every region's answer (keys, amounts, dates, rows cut
+    anywhere) is closed inside the cap and valid. (So small a cap mostly gives '{}': the model's
+    first key would not fit with its closing, so the grammar closes at once.)"""
+    model, processor = chaotic_model
+    records = held_out_records(count_per_region=2, seed=900)
+    preds = predict(model, processor, [r["image"] for r in records], "page", regions=[r["region"] for r in records],
+                    max_new_tokens=cap, constrained=True)
+    for record, pred in zip(records, preds):
+        assert pred.new_tokens <= cap, pred
+        assert pred.parsed is not None and contract_problems(record["region"], pred.parsed) == [], pred.raw_text
+
+
+def test_closing_tokens_complete_any_cut(tiny_model):
+    """The closing found from a cut anywhere in a canonical label (inside keys, amounts, dates,
+    text, rows) completes it to an object the grammar accepts, and the contract too."""
+    import xgrammar as xgr
+
+    from finscribe.constrained import _lex, closing_tokens
+    from finscribe.synthetic.generator import generate_invoice
+
+    model, processor = tiny_model
+    tokenizer = processor.tokenizer
+    label = generate_invoice(num_items=2, currency="EUR", seed=11).to_label()
+    for region in (*REGIONS, PAGE):
+        grammar = grammar_for(processor, model, region)
+        target = serialize_target(label if region == PAGE else label[region])
+        for cut in range(0, len(target), 3):
+            matcher = xgr.GrammarMatcher(grammar)
+            assert matcher.accept_string(target[:cut]), (region, target[:cut])
+            closing = closing_tokens(matcher, grammar.tokenizer_info, _lex((False, False), target[:cut].encode()))
+            assert closing is not None, (region, target[:cut])
+            text = target[:cut] + tokenizer.decode(closing, clean_up_tokenization_spaces=False)
+            assert accepts(grammar, text, tokenizer), (region, text)
+            parsed = json.loads(text)  # a page is checked region by region: the grammar cannot tie the
+            for name, fields in (parsed.items() if region == PAGE else [(region, parsed)]):  # currencies of two regions
+                assert contract_problems(name, fields) == [], (region, text)
+
+
+def test_a_token_cap_below_the_shortest_answer_fails_before_generating(tiny_model):
+    from finscribe.errors import ConfigError
+
+    model, processor = tiny_model
+    image = Image.new("RGB", (120, 40), "white")
+    with pytest.raises(ConfigError, match=r"--max-new-tokens 1 is too small for --constrained: .*'\{\}'.* 2 tokens"):
+        predict(model, processor, [image], "totals_section", max_new_tokens=1, constrained=True)
+    [pred] = predict(model, processor, [image], "totals_section", max_new_tokens=2, constrained=True)
+    assert pred.parsed == {} and pred.raw_text == "{}"
+
+
+def test_the_services_default_constrained_path_is_always_valid(chaotic_model, tmp_path):  # noqa: F811
+    """The service decodes constrained by default (`serve`'s ServeGenerationArgs): with a small
+    cap every region of a page comes back as valid JSON, and a cap too small for '{}' is refused
+    when the service starts, not on the first request."""
+    from finscribe.deploy.server_config import ServeGenerationArgs
+    from finscribe.deploy.service import PaddleOCRVLService
+    from finscribe.errors import ConfigError
+
+    model, processor = chaotic_model
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    generation = ServeGenerationArgs(model=str(tmp_path / "model"), max_new_tokens=12, device="cpu")
+    assert generation.constrained is True
+    service = PaddleOCRVLService(generation, detector=None)
+    page = held_out_records(count_per_region=1, seed=950)[0]["image"].resize((400, 300))
+    boxes = {region: [0, 0, 400, 300] for region in REGIONS}
+    result = service.extract(page, boxes=boxes)
+    for region in REGIONS:
+        info = result["regions"][region]
+        assert info["error"] is None and info["new_tokens"] <= 12, info
+    with pytest.raises(ConfigError, match="--max-new-tokens 1 is too small"):
+        PaddleOCRVLService(ServeGenerationArgs(model=str(tmp_path / "model"), max_new_tokens=1, device="cpu"))

@@ -44,7 +44,7 @@ from finscribe.deploy.quantize import (
 )
 from finscribe.errors import FinScribeError
 from finscribe.eval.validation import passes_validation, validate_document
-from finscribe.inference import GenerationArgs, Prediction, predict
+from finscribe.inference import GenerationArgs, Prediction, check_constrained_budget, predict
 from finscribe.ingest import fit_for_model
 
 Box = list[float]
@@ -156,6 +156,8 @@ class PaddleOCRVLService:
             if hasattr(self.model, "merge_and_unload"):  # an adapter: merge once, serve a plain model
                 self.model = self.model.merge_and_unload()
         self.model.eval()
+        if generation.constrained:  # a token cap that cannot hold '{}' fails here, not on the first request
+            check_constrained_budget(self.model, self.processor, (*REGIONS, PAGE), generation.max_new_tokens)
         # Responses name the model by its folder name only: the server's paths are nobody's business.
         self.model_name = Path(str(model_path)).name or str(model_path)
 
