@@ -190,6 +190,16 @@ def test_single_document_scripts_read_a_page_region_by_region(manifest, tiny_mod
     assert all(detail["predictions"][r]["new_tokens"] > 0 for r in read)
     assert result["prediction"]["new_tokens"] == sum(detail["predictions"][r]["new_tokens"] for r in read)
     assert "client_info.client_name" in result["per_field"]  # scored against the full label, missed region too
+    # the boxes.jsonl of `finscribe detect` (after editing): the lines of this image are used
+    lines = [{"source": "scans/other.png", "page": 1, "boxes": {"totals_section": [0, 0, 5, 5]}},
+             {"source": str(page), "page": 1, "boxes": {r: e["box"] for r, e in sample["regions"].items()}}]
+    (tmp_path / "boxes.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(SystemExit) as done:
+        _run_script(monkeypatch, "examples/evaluate_model.py", "--image", str(page), "--boxes",
+                    str(tmp_path / "boxes.jsonl"), "--output", str(out), *common)
+    assert done.value.code == 0, capsys.readouterr().err
+    [detail] = json.loads(out.read_text())["regions"]
+    assert detail["missing"] == [] and detail["boxes"]["totals_section"] == sample["regions"]["totals_section"]["box"]
     # Without --boxes the detector finds the regions; compare detects once for both models.
     comparison = tmp_path / "comparison.json"
     with pytest.raises(SystemExit) as done:

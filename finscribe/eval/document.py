@@ -98,10 +98,17 @@ def combine_pages(predictions: list[Prediction], region: str) -> Prediction:
                       new_tokens=sum(p.new_tokens for p in predictions), seconds=sum(p.seconds for p in predictions))
 
 
-def read_boxes(path: Path, sizes: list[tuple[int, int]]) -> list[PageRegions]:
-    """`--boxes FILE` → one PageRegions per page (see DocumentEvalConfig.boxes); errors name the file."""
+def read_boxes(path: Path, sizes: list[tuple[int, int]], image: str | Path = "") -> list[PageRegions]:
+    """`--boxes FILE` → one PageRegions per page (see DocumentEvalConfig.boxes); errors name the file.
+    A `finscribe detect` boxes.jsonl gives its lines whose `source` is `image` (all, if none is)."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        if Path(path).suffix == ".jsonl":
+            raw = [json.loads(line) for line in text.splitlines() if line.strip()]
+            mine = [line for line in raw if isinstance(line, dict) and Path(str(line.get("source"))).name == Path(image).name]
+            raw = sorted(mine, key=lambda line: line.get("page", 0)) or raw
+        else:
+            raw = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise EvaluationError(f"--boxes {path}: cannot read it as JSON ({err})") from None
     per_page = raw if isinstance(raw, list) else [raw]
@@ -133,7 +140,7 @@ def detect_document(image: str | Path, detector: DetectorArgs, boxes: Path | Non
     """The regions of every page of a document: from `boxes` (a --boxes file) or the detector."""
     _, pages = read_document(image, limits)
     if boxes is not None:
-        return read_boxes(boxes, [page.size for page in pages])
+        return read_boxes(boxes, [page.size for page in pages], image)
     model, processor = load_detector(detector.layout_model)
     return detect_regions(model, processor, pages)
 

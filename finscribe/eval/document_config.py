@@ -21,8 +21,8 @@ class DocumentEvalConfig:
                                    "regions are detected, each read with its prompt and merged; 'page' = read the whole "
                                    "page with the page prompt instead, for a model trained on whole pages)")
     boxes: Path | None = arg(None, "the page's region boxes instead of the detector's: JSON {region: [x0, y0, x1, y1]} "
-                                   "in page pixels (or {\"boxes\": {...}}, a line of `finscribe detect`'s boxes.jsonl); "
-                                   "a list of them, one per page, for a multi-page document")
+                                   "in page pixels (or {\"boxes\": {...}}); a list of them, one per page, for a multi-page "
+                                   "document; or the boxes.jsonl of `finscribe detect` (its lines of this image)")
     detector: DetectorArgs = field(default_factory=DetectorArgs, metadata={"help": "the page path", "group": True})
 
 
