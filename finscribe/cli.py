@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
                  "finscribe.eval.report_config:EvaluateConfig"),
     "compare": ("finscribe.eval.report", "compare_main", "base vs fine-tuned on the same records, deltas with bootstrap CIs",
                 "finscribe.eval.report_config:CompareConfig"),
-    "pretrain-reader": ("finscribe.training.pretrain_reader", "main", "pretrain the tiny reader on OCR: (fresh synthetic text crops every step)",
+    "pretrain-reader": ("finscribe.training.reader_recipe", "main", "pretrain the tiny reader on OCR: (fresh synthetic text crops every step)",
                         "finscribe.training.pretrain_reader_config:PretrainConfig"),
     "init-tiny-model": ("finscribe.training.model", "main", "write a tiny random PaddleOCR-VL (real classes) for offline tests/demos",
                         "finscribe.training.tiny_model_config:TinyModelConfig"),
@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
     "quickstart": ("finscribe.quickstart", "main", "the whole loop end to end: generate, build, (tiny) model, train, evaluate, compare",
                    "finscribe.quickstart_config:QuickstartConfig"),
 }
+# Top-level modules of the optional extras (pyproject.toml): a stage whose import misses one fails
+# in one line giving the install command.
+OPTIONAL_EXTRAS = {"uvicorn": "serve", "fastapi": "serve", "starlette": "serve", "multipart": "serve",
+                   "python_multipart": "serve", "torchao": "quant"}
 # The seed's scripts: same routing, not `finscribe` subcommands.
 SCRIPTS: dict[str, tuple[str, str, str, str | None]] = {
     "train_finscribe_vl.py": COMMANDS["train"],
@@ -121,7 +125,15 @@ def run_stage(stage: tuple[str, str, str, str | None], argv: list[str], prog: st
         config_cls = getattr(importlib.import_module(config_module), class_name)
         # the stage's own parser (same class, same flags): argparse prints the help and exits 0
         build_parser(config_cls, prog, help_[0].upper() + help_[1:] + ".").parse_args(argv)
-    stage_main = getattr(importlib.import_module(module_name), function_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:  # an optional extra not installed: say which, not a traceback
+        extra = OPTIONAL_EXTRAS.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        raise FinScribeError(f"{prog} needs the '{extra}' extra ({err.name} is not installed): "
+                             f"pip install 'finscribe[{extra}]'  (or pip install -e '.[{extra}]' in a checkout)") from None
+    stage_main = getattr(module, function_name)
     return int(stage_main(argv, prog=prog) or 0)
 
 

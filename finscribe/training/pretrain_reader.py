@@ -10,7 +10,8 @@ on (seed, s)) and resumable (model, optimizer, schedule and RNG are checkpointed
     finscribe pretrain-reader --output-dir pretrain/tiny_reader            # start, or resume
     finscribe pretrain-reader --output-dir pretrain/tiny_reader --export-dir finscribe/assets/tiny_reader
 
-The output folder holds config.json, init/ (the random start and its tokenizer), checkpoint/
+`finscribe pretrain-reader` itself is `reader_recipe.main`: with `--recipe` it runs a curriculum
+of such runs, without it one run (`run_single`). The output folder holds config.json, init/ (the random start and its tokenizer), checkpoint/
 (the latest complete state), metrics.jsonl, eval.json (held-out line/block accuracy and CER per
 region) and curve.png. `--export-dir` writes the final model as a normal model folder.
 """
@@ -29,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from finscribe.config import config_to_dict, parse_config, save_config
+from finscribe.config import config_to_dict, save_config
 from finscribe.errors import FinScribeError
 from finscribe.fileio import atomic_directory, write_json_atomic, write_text_atomic
 from finscribe.synthetic.generator import SUPPORTED_LOCALES
@@ -323,19 +324,11 @@ def export_reader(config: PretrainConfig, export_dir: Path) -> Path:
     return export_dir
 
 
-def main(argv: list[str] | None = None, prog: str = "finscribe pretrain-reader") -> int:
-    config = parse_config(PretrainConfig, argv, prog, __doc__.split("\n\n")[0])
-    if config.recipe is not None:
-        if config.export_only:
-            raise PretrainError("--export-only exports a single run's checkpoint; a --recipe run exports its last "
-                                "phase itself (rerun the recipe command with --export-dir)")
-        from finscribe.training.reader_recipe import run_recipe  # it imports this module: the recipe runs phases of it
-        run_recipe(config)
-        return 0
+def run_single(config: PretrainConfig) -> None:
+    """One run (no --recipe): pretrain, or only export its latest checkpoint."""
     if config.export_only:
         if config.export_dir is None:
             raise PretrainError("--export-only needs --export-dir")
         print(f"exported {export_reader(config, config.export_dir)}")
-        return 0
+        return
     pretrain(config)
-    return 0

@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
+from finscribe.config import parse_config
 from finscribe.fileio import atomic_directory, ensure_output_dir, write_json_atomic, write_text_atomic
-from finscribe.training.pretrain_reader import PretrainError, pretrain
+from finscribe.training.pretrain_reader import PretrainError, pretrain, run_single
 from finscribe.training.pretrain_reader_config import PretrainConfig
 
 # Options that say where a run lives or how it is driven, never what it learns: a recipe may not set them.
@@ -132,3 +133,17 @@ def run_recipe(config: PretrainConfig) -> Path | None:
         final = Path(config.export_dir)
     print(f"the recipe's reader: {final}", flush=True)
     return final
+
+
+def main(argv: list[str] | None = None, prog: str = "finscribe pretrain-reader") -> int:
+    """`finscribe pretrain-reader`: the recipe (`--recipe FILE`) or one run."""
+    config = parse_config(PretrainConfig, argv, prog, "Pretrain the tiny reader: a tiny PaddleOCR-VL taught the real "
+                                                      "model's base task, `OCR:` -> text (one run, or a --recipe of runs).")
+    if config.recipe is None:
+        run_single(config)
+        return 0
+    if config.export_only:
+        raise PretrainError("--export-only exports a single run's checkpoint; a --recipe run exports its last "
+                            "phase itself (rerun the recipe command with --export-dir)")
+    run_recipe(config)
+    return 0
