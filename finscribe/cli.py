@@ -22,6 +22,8 @@ from finscribe.errors import FinScribeError
 COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
     "generate": ("finscribe.synthetic.export", "main", "generate synthetic invoices: pages, crops, labels, manifest", None),
     "contact-sheet": ("finscribe.synthetic.contact_sheet", "main", "one PNG with a page of every layout", None),
+    "detect": ("finscribe.detect", "main", "find the five regions on pages/PDFs: crops for build-dataset, boxes.jsonl, previews",
+               "finscribe.detect_config:DetectConfig"),
     "quantize": ("finscribe.deploy.quantize", "main", "INT8-quantize a model for serving (a transformers checkpoint; torchao)",
                  "finscribe.deploy.quantize_config:QuantizeConfig"),
     "benchmark-quant": ("finscribe.deploy.quant_benchmark", "main", "float vs INT8: weight bytes, memory, latency, field accuracy",
@@ -38,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
                         "finscribe.training.tiny_model_config:TinyModelConfig"),
     "train": ("finscribe.training.train", "main", "fine-tune PaddleOCR-VL (full SFT or LoRA) on dataset records",
               "finscribe.training.train_config:TrainConfig"),
+    "train-layout": ("finscribe.training.train_layout", "main", "train the region detector (RT-DETR + HGNetV2) on pages with region boxes",
+                     "finscribe.training.train_layout_config:LayoutTrainConfig"),
     "export": ("finscribe.training.lora", "main", "merge a LoRA adapter into its base model and save it",
                "finscribe.training.export_config:ExportConfig"),
     "build-dataset": ("finscribe.data.build_dataset", "main", "training records (image, prompt, target) from crops+annotations or a manifest", None),

@@ -4,6 +4,11 @@ Each stage declares one `@dataclass` whose fields carry `help` metadata. `build_
 into argparse flags (`num_samples` → `--num-samples`), `parse_config` reads the command line (and
 an optional `--config file.json|yaml` whose values the flags override), and `save_config` writes
 the config next to the stage's outputs so every output folder says what produced it.
+
+Path options are checked here, once for every stage: each has a kind (`path_kind`: "file", "dir"
+or "any"; declared with `arg(path=...)`, else read from the field), and `config_from_dict`
+refuses, in one line naming the option, an empty path, an existing folder given for a file and an
+existing file given for a folder. (Whether a path exists is left to the stage: outputs do not yet.)
 """
 
 from __future__ import annotations
@@ -25,14 +30,20 @@ T = TypeVar("T")
 
 
 def arg(default: Any = dataclasses.MISSING, help: str = "", *, trainer: str | tuple[str, ...] | None = None,
-        aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        aliases: tuple[str, ...] = (), path: str | None = None, **kwargs: Any) -> Any:
     """A dataclass field with CLI help text: `num_samples: int = arg(100, "how many invoices")`.
 
     `trainer` names the `transformers.TrainingArguments` field(s) the option sets (`epochs` →
     "num_train_epochs"): TrainingArguments is then built from the config, not copied field by field.
     `aliases` are old spellings of the flag (`("--output",)` for `output_dir`) that still parse, and
-    whose key name (`output`) a saved config may still use; `--help` shows only the current flag."""
+    whose key name (`output`) a saved config may still use; `--help` shows only the current flag.
+    `path` declares what a path option names ("file", "dir" or "any") where `path_kind` would guess
+    wrong (a folder-or-file input, say)."""
     metadata: dict[str, Any] = {"help": help}
+    if path is not None:
+        if path not in PATH_KINDS:
+            raise TypeError(f"path={path!r}: expected one of {PATH_KINDS}")
+        metadata["path"] = path
     if trainer is not None:
         metadata["trainer"] = (trainer,) if isinstance(trainer, str) else tuple(trainer)
     if aliases:
@@ -40,6 +51,48 @@ def arg(default: Any = dataclasses.MISSING, help: str = "", *, trainer: str | tu
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+PATH_KINDS = ("file", "dir", "any")
+# Path options without a declared kind: a name ending in _dir, or one of these, names a folder; any
+# other Path option names a file (the project's flag rule: --output-dir writes a folder, --output a file).
+FOLDER_OPTIONS = frozenset({"hard_samples", "init_from", "document_root", "layout_model"})
+# str options that name a local folder whenever they name a local path at all (a hub id, 'latest' or
+# 'none' are other values of theirs and are not checked).
+STR_FOLDER_OPTIONS = frozenset({"model", "base", "resume_from_checkpoint", "quantized_path", "layout_model"})
+
+
+class PathOptionError(ConfigError):
+    """A path option that cannot be what it names (empty, a folder for a file, a file for a folder)."""
+
+
+def path_kind(field: dataclasses.Field, hint: Any) -> str | None:
+    """"file", "dir" or "any" for a path option (Path, tuple of Paths, or a str folder option of
+    STR_FOLDER_OPTIONS), None for any other option."""
+    if "path" in field.metadata:
+        return field.metadata["path"]
+    tp, _ = _unwrap_optional(hint)
+    if tp is Path or (typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (Path,)):
+        return "dir" if field.name.endswith("_dir") or field.name in FOLDER_OPTIONS else "file"
+    if tp is str and field.name in STR_FOLDER_OPTIONS:
+        return "dir"
+    return None
+
+
+def check_path(option: str, kind: str, value: Any) -> None:
+    """Raise ConfigError (one line naming `option`) for an empty path, a folder where a file is
+    expected (kind "file") or a file where a folder is (kind "dir")."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if item is None:
+            continue
+        if not str(item).strip():
+            expected = {"file": "a file", "dir": "a folder"}.get(kind, "a file or folder")
+            raise PathOptionError(f"{option}: the path is empty; give {expected}")
+        path = Path(item)
+        if kind == "file" and path.is_dir():
+            raise PathOptionError(f"{option} {item}: is a folder; this option takes a file")
+        if kind == "dir" and path.exists() and not path.is_dir():
+            raise PathOptionError(f"{option} {item}: is a file; this option takes a folder")
 
 
 def group(help: str = "") -> Any:
@@ -107,7 +160,10 @@ def build_parser(config_cls: type, prog: str, description: str) -> argparse.Argu
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) in (list, tuple):
             inner = typing.get_args(tp)[0]
-            kwargs.update(nargs="*", type=inner)
+            # Paths stay strings until config_from_dict: Path("") is Path("."), an empty path unseen.
+            kwargs.update(nargs="*", type=str if inner is Path else inner)
+        elif tp is Path:
+            kwargs["type"] = str
         elif typing.get_origin(tp) is typing.Literal:
             choices = typing.get_args(tp)
             kwargs.update(choices=choices, type=type(choices[0]))
@@ -160,6 +216,7 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
     if unknown:
         raise ConfigError(f"{source}: unknown option(s) {unknown}; known: {sorted(names - set(groups))}")
     converted = {}
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
     for name, group_cls in groups.items():
         nested = values.pop(name, None) or {}
         if not isinstance(nested, dict):
@@ -168,6 +225,9 @@ def config_from_dict(config_cls: type[T], values: dict[str, Any], source: str = 
         nested.update({k: values.pop(k) for k in list(values) if k in own})
         converted[name] = config_from_dict(group_cls, nested, source)
     for name, value in values.items():
+        kind = path_kind(fields[name], hints[name])
+        if kind is not None:
+            check_path("--" + name.replace("_", "-"), kind, value)
         tp, _ = _unwrap_optional(hints[name])
         if value is not None and tp is Path:
             value = Path(value)
@@ -190,6 +250,8 @@ def parse_config(config_cls: type[T], argv: list[str] | None, prog: str, descrip
     values.update(namespace)
     try:
         return config_from_dict(config_cls, values, source=str(config_file or "command line"))
+    except PathOptionError:  # already one line naming the option: the CLI prints it as it is
+        raise
     except ValueError as err:  # __post_init__ validation
         parser.error(str(err))
         raise  # unreachable: parser.error exits

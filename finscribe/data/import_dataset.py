@@ -35,7 +35,8 @@ IMPORTERS = {"sroie": import_sroie, "cord": import_cord, "label-studio": import_
 @dataclass
 class ImportDatasetConfig:
     format: Literal["sroie", "cord", "label-studio"] = arg(help="the data set's published format")
-    input: Path = arg(help="SROIE folder (img/, box/, entities/), CORD folder (json/, image/), or Label Studio export .json")
+    input: Path = arg(help="SROIE folder (img/, box/, entities/), CORD folder (json/, image/), or Label Studio export .json",
+                      path="any")
     output_dir: Path = arg(help="folder for crops/, annotations/ and import_report.json", aliases=("--output",))
     date_format: tuple[str, ...] = arg((), "date formats to read, tried in order (default: the format's own; "
                                           "SROIE: DD/MM/YYYY and kin)")

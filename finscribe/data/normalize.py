@@ -184,8 +184,8 @@ def normalize_fields(region: str, fields: Any, source: str, rules: Rules, outcom
 
 @dataclass
 class NormalizeConfig:
-    input: Path = arg(help="folder of region annotations X.json (any depth), or a records .jsonl")
-    output: Path = arg(help="folder to write (folder input) or .jsonl file (JSONL input)")
+    input: Path = arg(help="folder of region annotations X.json (any depth), or a records .jsonl", path="any")
+    output: Path = arg(help="folder to write (folder input) or .jsonl file (JSONL input)", path="any")
     date_format: tuple[str, ...] = arg(("YYYY-MM-DD",), "how the input writes dates, tried in order, "
                                                        "e.g. DD/MM/YYYY or 'D MMM YYYY' (tokens YYYY YY MMMM MMM MM M DD D)")
     decimal_comma: bool = arg(False, "amounts use ',' as decimal mark and '.' or spaces between thousands (1.234,56)")
