@@ -250,3 +250,70 @@ def test_activation_checkpointing_reaches_the_trainer_without_deprecation_warnin
         args = training_arguments(config, bf16=False, has_val=False)
     assert args.gradient_checkpointing is enabled
     assert (args.gradient_checkpointing_kwargs == {"use_reentrant": False}) is enabled
+
+
+class _Killed(Exception):
+    """The kill, raised by `_KillAt` at the exact moment a test names."""
+
+
+class _KillAt:
+    """A TrainerCallback that 'kills' the run at one event of one step: `on_save` at step N is
+    right after checkpoint-N is complete (the final save, when N = max_steps), `on_log` at step N
+    before any checkpoint if N < save_steps. Deterministic: no timing, no signals."""
+
+    def __new__(cls, event, step):
+        from transformers import TrainerCallback
+
+        def hook(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise _Killed(f"{event} at step {step}")
+
+        return type("KillAt", (TrainerCallback,), {event: hook})()
+
+
+def test_a_kill_in_the_final_save_resumes_without_another_step(records_jsonl, tiny_model_dir, tmp_path):
+    """Issue 27: killed after checkpoint-4 (= max_steps) was written, before the model and summary.
+    `latest` resumes from checkpoint-4 and trains no 5th step: same rows, same summary, and (with a
+    constant learning rate, where a 5th step would move them) the same weights."""
+    common = dict(max_steps=4, batch_size=2, save_steps=2, learning_rate=2e-3, lr_scheduler="constant",
+                  warmup_ratio=0.0, save_total_limit=None)
+    straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
+    run = tmp_path / "killed"
+    with pytest.raises(_Killed):
+        train(_config(records_jsonl, tiny_model_dir, run, **common), callbacks=[_KillAt("on_save", 4)])
+    assert (run / "checkpoint-4" / "trainer_state.json").is_file() and not (run / "model.safetensors").exists()
+    resumed = train(_config(records_jsonl, tiny_model_dir, run, **common, resume_from_checkpoint="latest"))
+    rows, expected = _rows(resumed), _rows(straight)
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # no step-5 row
+    [summary], [want] = [r for r in rows if "train_loss" in r], [r for r in expected if "train_loss" in r]
+    assert summary["step"] == 4 and summary["epoch"] == want["epoch"]
+    assert summary["train_loss"] == pytest.approx(want["train_loss"], rel=1e-6)
+    a, b = _weights(straight), _weights(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert (resumed / "README.md").is_file() and (resumed / "loss_curve.png").is_file()
+
+
+def test_a_kill_before_the_first_checkpoint_restarts_cleanly(records_jsonl, tiny_model_dir, tmp_path, caplog):
+    """Issue 27: killed at step 2, before the first checkpoint (save_steps 1000). `latest` starts
+    from step 0 and says so; so does a plain fresh start. Neither appends to the killed run's rows."""
+    common = dict(max_steps=4, batch_size=2, learning_rate=2e-3)
+    straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
+    steps = [r["step"] for r in _rows(straight) if "loss" in r]
+    assert steps == [1, 2, 3, 4]
+    for resume in ("latest", None):
+        run = tmp_path / f"killed_{resume}"
+        with pytest.raises(_Killed):
+            train(_config(records_jsonl, tiny_model_dir, run, **common), callbacks=[_KillAt("on_log", 2)])
+        assert [r["step"] for r in _rows(run)] == [1, 2] and not any(run.glob("checkpoint-*"))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            again = train(_config(records_jsonl, tiny_model_dir, run, **common, resume_from_checkpoint=resume))
+        assert [r["step"] for r in _rows(again) if "loss" in r] == steps  # each step once
+        assert len([r for r in _rows(again) if "train_loss" in r]) == 1
+        if resume == "latest":
+            assert "no complete checkpoint" in caplog.text and "starting from step 0" in caplog.text
+        assert "rows of an earlier run in this folder removed" in caplog.text
+        a, b = _weights(straight), _weights(again)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)

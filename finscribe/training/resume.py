@@ -11,6 +11,13 @@
   `trainer_state.json`), and the resumed run reports the mean over the whole run.
 * `metrics.jsonl` is cut back to the resumed step (rows the killed run logged after its last
   checkpoint are redone by the resumed run; kept, they would appear twice in the file and plot).
+* A run killed before its first complete checkpoint: `latest` starts from step 0 and says so,
+  and a run that starts from step 0 (that way or without --resume-from-checkpoint) empties the
+  killed run's `metrics.jsonl` first (`reset_metrics`) instead of appending to it.
+* A run killed after its last step (in the final save, when `checkpoint-<max_steps>` is complete
+  but the model and summary are not written): the resume trains no further step (the Trainer would
+  run one more before checking max_steps, see `FinScribeTrainer._run_epoch`); it logs the summary
+  and saves the model.
 """
 
 from __future__ import annotations
@@ -81,6 +88,26 @@ def latest_complete_checkpoint(output_dir: Path, remove_broken: bool = False) ->
     raise ResumeError(f"--resume-from-checkpoint latest: no complete checkpoint in {output_dir}"
                       + (f" (incomplete: {', '.join(skipped)})" if skipped else "")
                       + "; drop --resume-from-checkpoint to start over")
+
+
+def latest_or_none(output_dir: Path, remove_broken: bool = False) -> Path | None:
+    """`latest_complete_checkpoint`, or None (with a warning saying the run starts from step 0)
+    when `output_dir` holds no complete checkpoint (a run killed before its first save)."""
+    try:
+        return latest_complete_checkpoint(output_dir, remove_broken=remove_broken)
+    except ResumeError as err:
+        logger.warning("%s", str(err).replace("; drop --resume-from-checkpoint to start over", "")
+                       + ": starting from step 0")
+        return None
+
+
+def reset_metrics(metrics_path: Path) -> None:
+    """Empty the metrics.jsonl an earlier (killed) run left in the output folder: a run that starts
+    from step 0 logs its steps afresh, never after the old rows."""
+    metrics_path = Path(metrics_path)
+    if metrics_path.is_file() and metrics_path.stat().st_size:
+        logger.warning("%s: rows of an earlier run in this folder removed (this run starts from step 0)", metrics_path)
+        write_text_atomic(metrics_path, "")
 
 
 def checked_checkpoint(path: Path) -> Path:

@@ -53,8 +53,9 @@ from finscribe.training.model import (
 )
 from finscribe.training.resume import (
     checked_checkpoint,
-    latest_complete_checkpoint,
+    latest_or_none,
     loss_total,
+    reset_metrics,
     trim_metrics,
     write_loss_total,
 )
@@ -223,6 +224,14 @@ class FinScribeTrainer(Trainer):
                              self.loss_before_resume + self._total_loss_scalar + self._tr_loss.item())
         super()._save_checkpoint(model, trial)
 
+    def _run_epoch(self, *args: Any, **kwargs: Any) -> None:
+        # Resumed from a checkpoint at max_steps (a kill during the final save): Trainer would run
+        # one more step before it checks max_steps. Train none; _finalize_training logs the summary.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return
+        super()._run_epoch(*args, **kwargs)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "train_loss" in logs and self.state.global_step > 0:  # the summary: the mean over the WHOLE run
             logs = {**logs, "train_loss": (self.loss_before_resume + self._total_loss_scalar) / self.state.global_step}
@@ -283,11 +292,13 @@ def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> Traini
 
 
 def _resolve_resume(config: TrainConfig, is_main: bool = True) -> str | None:
-    """The checkpoint to resume from: 'latest' is the newest COMPLETE checkpoint-N (see resume.py)."""
+    """The checkpoint to resume from: 'latest' is the newest COMPLETE checkpoint-N, or None (step 0)
+    when there is none yet (see resume.py)."""
     if config.resume_from_checkpoint is None:
         return None
     if config.resume_from_checkpoint == "latest":
-        return str(latest_complete_checkpoint(Path(config.output_dir), remove_broken=is_main))
+        latest = latest_or_none(Path(config.output_dir), remove_broken=is_main)
+        return None if latest is None else str(latest)
     return str(checked_checkpoint(Path(config.resume_from_checkpoint)))
 
 
@@ -338,6 +349,8 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
         trainer.loss_before_resume = loss_total(Path(checkpoint))
         if args.process_index == 0:
             trim_metrics(output_dir / "metrics.jsonl", Path(checkpoint))
+    elif args.process_index == 0:
+        reset_metrics(output_dir / "metrics.jsonl")
     trainer.train(resume_from_checkpoint=checkpoint)
     if collator.truncated:
         logger.warning("%d answers were cut to --max-length %s", collator.truncated, config.max_length)
