@@ -152,3 +152,24 @@ def test_reader_lines_names_a_missing_model_in_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"model folder {tmp_path / 'nope'} not found" in done.stderr
+
+
+@pytest.mark.slow
+def test_service_pages_sends_pages_and_bad_pages_through_serve(tiny_detector_dir, tmp_path):
+    """benchmarks/service_pages.py end to end (~1 min): `finscribe serve` with the tiny reader and a
+    random tiny detector at threshold 0 (it keeps its best box); the bad pages get a 4xx or a 200."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "pages.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "service_pages.py"), "--model",
+                    str(REPO / "finscribe" / "assets" / "tiny_reader"), "--layout-model", str(tiny_detector_dir),
+                    "--detect-threshold", "0", "--pages", "2", "--max-new-tokens", "4", "--output", str(out)],
+                   check=True, cwd=REPO, capture_output=True, text=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["layout_model"] == tiny_detector_dir.name and report["pages"]["pages"] == 2
+    assert report["pages"]["regions_found_mean"] >= 1  # threshold 0: the best box is always kept
+    bad = report["bad_pages"]
+    assert bad["1px-tall"]["status"] == 422 and bad["white"]["status"] == 200
+    assert bad["40mp-scan"]["status"] == 200 and bad["40mp-scan"]["size"] == [5300, 7500]
+    assert max(bad["40mp-scan"]["detected_on"]) <= 1024
