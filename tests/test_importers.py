@@ -38,8 +38,9 @@ def test_sroie_fixture(tmp_path):
     assert found["X00016469612__vendor_block"]["fields"] == {
         "vendor_name": "OJC MARKETING SDN BHD", "address": "NO 2 & 4, JALAN BAYU 4, BANDAR SERI ALAM, 81750 MASAI, JOHOR"}
     assert found["X00016469612__invoice_meta"]["fields"] == {"invoice_date": "2019-01-15"}
-    assert found["X00016469612__totals_section"]["fields"] == {"total": "193.00"}
-    assert found["X51005255805__totals_section"]["fields"] == {"total": "9.00"}  # "RM 9.00", normalised
+    # SROIE receipts are in ringgit: the totals carry MYR (issue 27), which also fixes two decimals
+    assert found["X00016469612__totals_section"]["fields"] == {"total": "193.00", "currency": "MYR"}
+    assert found["X51005255805__totals_section"]["fields"] == {"total": "9.00", "currency": "MYR"}  # "RM 9.00"
     assert "X51005255805__invoice_meta" not in found  # its only field could not be read
     # the word boxes propose the crops: the vendor lines, and the last row holding the total
     with Image.open(tmp_path / "out" / "crops" / "X00016469612__vendor_block.png") as crop:

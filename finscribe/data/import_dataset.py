@@ -11,6 +11,8 @@ Each format's reader (`finscribe.data.importers.{sroie,cord,label_studio}`) writ
 to the data contract under the format's rules (or `--date-format`/`--decimal-comma`/`--currency`
 given here), and `OUTPUT_DIR/import_report.json`: every field or section it could not map, every
 value it changed or could not read, and every crop that fell back to the whole image.
+An import that writes nothing fails (after writing its report) with one line naming the folders
+and file patterns the format's reader looked for and what it found there.
 """
 
 from __future__ import annotations
@@ -57,10 +59,17 @@ class ImportDatasetConfig:
 
 
 def import_dataset(config: ImportDatasetConfig) -> ImportReport:
-    """Run the chosen importer and write its report; returns it."""
+    """Run the chosen importer and write its report; returns it. Raises DatasetBuildError when
+    nothing could be imported (a layout the reader does not know, or no usable value)."""
     report = IMPORTERS[config.format](Path(config.input), Path(config.output_dir), config.rules())
     save_config(config, Path(config.output_dir), name="import_config.json")
-    write_json_atomic(Path(config.output_dir) / "import_report.json", report.to_dict())
+    report_path = Path(config.output_dir) / "import_report.json"
+    write_json_atomic(report_path, report.to_dict())
+    if not report.written:
+        found = ", ".join(f"{n} {what}" for what, n in report.found.items()) or "nothing"
+        looked = f"looked for {report.looked_for}" if report.looked_for else f"no {config.format} document found"
+        raise DatasetBuildError(f"{config.input}: nothing imported as {config.format} ({looked}; found {found}; "
+                                f"{len(report.unmapped)} unmapped item(s) in {report_path})")
     return report
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from finscribe.data.normalize import Outcome, Rules, normalize_fields
-from finscribe.data.schema import region_problems
+from finscribe.data.schema import REGION_FIELDS, region_problems
 from finscribe.fileio import atomic_file, write_json_atomic
 from finscribe.limits import MIN_SIDE
 
@@ -31,12 +31,14 @@ class ImportReport:
     unmapped: list[dict[str, Any]] = field(default_factory=list)
     whole_image: list[str] = field(default_factory=list)  # crops that fell back to the whole image
     normalized: Outcome = field(default_factory=Outcome)
+    looked_for: str = ""  # the folders and file patterns the importer searched (said when it maps nothing)
+    found: dict[str, int] = field(default_factory=dict)  # what it found of each, for the same message
 
     def miss(self, source: str, field_name: str, value: Any, reason: str) -> None:
         self.unmapped.append({"source": source, "field": field_name, "value": value, "reason": reason})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "input": self.input, "annotations_written": len(self.written),
+        return {"format": self.format, "input": self.input, "annotations_written": len(self.written), "found": self.found,
                 "unmapped": self.unmapped, "whole_image_crops": self.whole_image,
                 "values_changed": self.normalized.changed, "values_unreadable": self.normalized.unreadable}
 
@@ -55,9 +57,12 @@ def union_box(boxes: list[Box], size: tuple[int, int], pad: int = 8, full_width:
 
 
 def write_pair(output: Path, name: str, image: Image.Image, box: Box | None, region: str,
-               fields: dict[str, Any], source: str, rules: Rules, report: ImportReport) -> bool:
+               fields: dict[str, Any], source: str, rules: Rules, report: ImportReport,
+               add_currency: str | None = None) -> bool:
     """Normalise `fields`, and write the crop of `image` (whole image when `box` is None) and its
-    annotation; a region left with no valid field is reported instead. True if written."""
+    annotation; a region left with no valid field is reported instead. True if written.
+    `add_currency`: the data set's currency, added to a region that has a currency field once another
+    field of it is valid (never a region of the currency alone)."""
     fields = normalize_fields(region, fields, source, rules, report.normalized)
     currency = fields.get("currency") or rules.currency
     for key in list(fields):  # a value still not canonical is reported, never trained on
@@ -67,6 +72,8 @@ def write_pair(output: Path, name: str, image: Image.Image, box: Box | None, reg
     if not fields:
         report.miss(source, region, None, "no field of this region could be mapped; no annotation written")
         return False
+    if add_currency is not None and "currency" in REGION_FIELDS[region]:
+        fields.setdefault("currency", add_currency)
     crop = image if box is None else image.crop(box)
     (output / "crops").mkdir(parents=True, exist_ok=True)
     (output / "annotations").mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,12 @@ Each receipt is an image and a ground-truth JSON whose `gt_parse` holds `menu` (
 or one item as an object: `nm` name, `cnt` count, `unitprice`, `price` = the line's amount, and
 more), `sub_total` (`subtotal_price`, `discount_price`, `tax_price`, `service_price`, ...) and
 `total` (`total_price`, `cashprice`, `changeprice`, ...). `valid_line` lists the word quads of
-every text line with its category (`menu.nm`, `total.total_price`, ...). The input folder holds
-`json/` + `image/` (the release layout) or `X.json` beside `X.png`/`X.jpg`.
+every text line with its category (`menu.nm`, `total.total_price`, ...). The ground-truth files are
+found at any depth of the input folder: `json/` + `image/` (the release layout, also inside
+`train/`, `dev/`, `test/`), or `X.json` beside `X.png`/`X.jpg`; a file of a Hugging Face export may
+hold it as a `ground_truth` JSON string. A receipt's image has its JSON's stem, in the same folder
+or in `image/`/`images/` beside `json/`. Receipts of different splits share names
+(`receipt_00000`), so a name found twice is prefixed with its split folder (`train-receipt_00000`).
 
 Mapping: menu → line_items_table.line_items (nm → description, cnt → quantity, unitprice →
 unit_price, price → line_total); sub_total.subtotal_price → subtotal, discount_price → discount,
@@ -30,14 +34,41 @@ TOTAL_MAP = {"total_price": "total"}
 REGION_OF_CATEGORY = {"menu": "line_items_table", "sub_total": "totals_section", "total": "totals_section"}
 
 
-def _pairs(input_dir: Path) -> list[tuple[Path, Path | None]]:
-    json_dir = input_dir / "json" if (input_dir / "json").is_dir() else input_dir
-    image_dir = input_dir / "image" if (input_dir / "image").is_dir() else json_dir
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+LOOKED_FOR = ("ground-truth *.json holding gt_parse (or a ground_truth string) at any depth: json/ beside image/ "
+              "(CORD's release, train/ dev/ test/ included) or X.json beside X.png|X.jpg")
+
+
+def _image_for(label: Path) -> Path | None:
+    folders = [label.parent] + [label.parent.parent / name for name in ("image", "images", "img")]
+    for folder in folders:
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (folder / f"{label.stem}{suffix}", folder / f"{label.stem}{suffix.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def _pairs(input_dir: Path) -> list[tuple[str, Path, Path | None]]:
+    """(name, ground-truth JSON, its image) of every JSON under `input_dir`, names unique."""
+    labels = [p for p in sorted(input_dir.rglob("*.json"))
+              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(input_dir).parts)]
+    stems = [p.stem for p in labels]
     pairs = []
-    for label in sorted(json_dir.glob("*.json")):
-        image = next((p for p in sorted(image_dir.glob(f"{label.stem}.*")) if p.suffix.lower() != ".json"), None)
-        pairs.append((label, image))
+    for label in labels:
+        name = label.stem
+        if stems.count(name) > 1:  # train/json/receipt_00000.json and dev/json/receipt_00000.json
+            parts = [part for part in label.relative_to(input_dir).parent.parts if part not in ("json", "image")]
+            name = "-".join([*parts, label.stem])
+        pairs.append((name, label, _image_for(label)))
     return pairs
+
+
+def _ground_truth(label_path: Path) -> Any:
+    gt = json.loads(label_path.read_text(encoding="utf-8"))
+    if isinstance(gt, dict) and isinstance(gt.get("ground_truth"), str):  # a Hugging Face export's row
+        gt = json.loads(gt["ground_truth"])
+    return gt
 
 
 def _quad_box(quad: dict[str, Any]) -> Box:
@@ -76,14 +107,15 @@ def _mapped(section: Any, mapping: dict[str, str], where: str, report: ImportRep
 def import_cord(input_dir: Path, output: Path, rules: Rules | None = None) -> ImportReport:
     """Import a CORD v2 folder into output/crops and output/annotations."""
     rules = rules or Rules((), None, None)  # whole rupiah: '.' and ',' group thousands
-    report = ImportReport("cord", str(input_dir))
+    report = ImportReport("cord", str(input_dir), looked_for=LOOKED_FOR)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"{input_dir}: not a folder; expected a CORD folder ({LOOKED_FOR})")
     pairs = _pairs(input_dir)
-    if not pairs:
-        raise FileNotFoundError(f"{input_dir}: no CORD ground-truth .json files (in json/ or the folder itself)")
-    for label_path, image_path in pairs:
-        source, stem = str(label_path), label_path.stem
+    report.found = {"JSON files": len(pairs), "with an image": sum(image is not None for _, _, image in pairs)}
+    for stem, label_path, image_path in pairs:
+        source = str(label_path)
         try:
-            gt = json.loads(label_path.read_text(encoding="utf-8"))
+            gt = _ground_truth(label_path)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             report.miss(source, "", None, f"not a JSON file ({err})")
             continue
