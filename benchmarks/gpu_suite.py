@@ -180,7 +180,11 @@ def peak_tflops(args: argparse.Namespace, device: Device) -> tuple[float, str]:
     # No data-sheet peak for a CPU: the rate this CPU reaches on one float32 matmul stands in.
     a = torch.randn(512, 512)
     seconds = min(device.timed(lambda: a @ a) for _ in range(5))
-    return round(2 * 512**3 / seconds / 1e12, 4), "measured float32 512^3 matmul on this CPU (smoke only)"
+    return significant(2 * 512**3 / seconds / 1e12), "measured float32 512^3 matmul on this CPU (smoke only)"
+
+
+def significant(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
 
 
 def run_steps(device: Device, model: Any, optimizer: Any, batches: list[dict], warmup: int) -> tuple[list[float], list[float]]:
@@ -323,8 +327,8 @@ def full_sft_section(args, device: Device, base: Any, batches: list[dict], peak:
         total = sum(times)
         rows.append({"activation_checkpointing": checkpointing, "batch_size": args.batch_size, "steps_timed": len(times),
                      "seconds_per_step_mean": round(total / len(times), 4), "tokens_per_s": round(tokens / total, 1),
-                     "model_tflops_per_step_mean": round(step_flops / len(times) / 1e12, 4),
-                     "achieved_tflops": round(step_flops / total / 1e12, 3),
+                     "model_tflops_per_step_mean": significant(step_flops / len(times) / 1e12),
+                     "achieved_tflops": significant(step_flops / total / 1e12),
                      "mfu": round(step_flops / total / (peak[0] * 1e12), 4), "last_loss": round(losses[-1], 4),
                      **device.peak()})
         free(model, optimizer, on_device)
