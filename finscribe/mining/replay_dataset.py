@@ -33,7 +33,7 @@ from finscribe.data.mixing import balanced_pick
 from finscribe.data.record_dataset import RecordDataset
 from finscribe.data.records import RECORD_KEYS, record_problems
 from finscribe.data.schema import REGIONS
-from finscribe.detection import DEFAULT_LAYOUT_MODEL, DEFAULT_MARGIN, PageRegions, detect_regions, load_detector, widen_box
+from finscribe.eval.pages_config import PAGE_MARGIN, TINY_LAYOUT
 from finscribe.fileio import atomic_file
 from finscribe.mining.error_classifier import ErrorType
 from finscribe.mining.error_logger import CROPS_DIR, ErrorLogError, read_error_log
@@ -47,6 +47,8 @@ def _record(entry: dict[str, Any], image: str, region: str, fields: dict[str, An
 def _region_crop(error_dir: Path, entry: dict[str, Any], region: str, box: Any, margin: int) -> str:
     """The crop of `region` on a logged page, widened by `margin` as every page crop is
     (`detection.crop_regions`), stored once under crops/ (named by page, region and box)."""
+    from finscribe.detection import widen_box  # torch: imported when a page is replayed (see _page_region_records)
+
     with Image.open(entry["image_path"]) as page:
         x0, y0, x1, y1 = widen_box(box, page.size, margin)
         path = error_dir / CROPS_DIR / f"{entry['image_sha256'][:16]}__{region}__{x0}-{y0}-{x1}-{y1}.png"
@@ -62,11 +64,15 @@ def _page_region_records(error_dir: Path, pages: list[dict[str, Any]], region_ty
     """Region records of logged pages: each region's slice of the page label on its crop, cut at
     the box logged with the page, else where the detector finds it (loaded only when needed). A
     region the detector does not find on a page is left out and warned about, never guessed."""
+    # The detector (torch) is imported here, not at module level: `finscribe.mining` is imported by
+    # `finscribe mine --help`, which must stay instant, and most logs hold no page.
+    from finscribe.detection import detect_regions, load_detector
+
     wanted = [(entry, region) for entry in pages for region in REGIONS
               if region in entry["gt"] and region_type in (None, region)]
     to_detect = sorted({id(entry): entry for entry, region in wanted
                         if region not in (entry.get("boxes") or {})}.values(), key=lambda e: e["id"])
-    detected: dict[str, PageRegions] = {}
+    detected: dict[str, Any] = {}  # entry id -> detection.PageRegions
     if to_detect:
         model, processor = load_detector(layout_model)
         for entry in tqdm(to_detect, desc="detect regions of logged pages", unit="page", leave=False):
@@ -91,8 +97,8 @@ def hard_sample_records(
     region_type: str | None = "totals_section",
     error_types: Iterable[str] | None = None,
     *,
-    layout_model: str | Path = DEFAULT_LAYOUT_MODEL,
-    margin: int = DEFAULT_MARGIN,
+    layout_model: str | Path = TINY_LAYOUT,
+    margin: int = PAGE_MARGIN,
 ) -> list[dict[str, Any]]:
     """The hard samples of `error_dir` as training records (one per image+region key).
 
@@ -135,8 +141,8 @@ def build_hard_sample_dataset(
     region_type: str | None = "totals_section",
     error_types: Iterable[str] | None = None,
     *,
-    layout_model: str | Path = DEFAULT_LAYOUT_MODEL,
-    margin: int = DEFAULT_MARGIN,
+    layout_model: str | Path = TINY_LAYOUT,
+    margin: int = PAGE_MARGIN,
 ) -> RecordDataset:
     """A 🤗 Dataset of the hard samples (see `hard_sample_records`), build_dataset's columns; `+`
     mixes it in as the seed writes it: `normal_dataset + hard_samples[:len(normal_dataset) // 4]`."""
