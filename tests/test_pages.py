@@ -3,6 +3,7 @@ true boxes, the per-document figures, and the single-document scripts on a full 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import runpy
 import sys
@@ -14,6 +15,7 @@ from finscribe.data.formatters import PAGE, serialize_target
 from finscribe.data.schema import REGIONS
 from finscribe.data.selection import RecordSelection
 from finscribe.detection import DEFAULT_LAYOUT_MODEL, DEFAULT_MARGIN, PageRegions
+from finscribe.errors import ConfigError
 from finscribe.eval.pages import Page, page_report, score_pages
 from finscribe.eval.pages_config import PAGE_MARGIN, TINY_LAYOUT, DetectorArgs
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate, main
@@ -139,6 +141,9 @@ def test_evaluate_pages_picks_regions_and_needs_a_manifest(manifest, tiny_model_
     assert report["pages"] == 2 and report["regions"] == ["totals_section"] and "oracle" not in report
     rows = _rows(tmp_path / "e" / "detected" / "predictions.jsonl")
     assert all(set(json.loads(r["target"])) == {"totals_section"} for r in rows)  # scored on the regions read
+    vllm = dataclasses.replace(generation, engine="vllm")
+    with pytest.raises(ConfigError, match="--pages reads every page's region crops with the model in this process"):
+        evaluate(dataclasses.replace(config, generation=vllm), show_progress=False)
     jsonl = tmp_path / "records.jsonl"
     jsonl.write_text("")
     with pytest.raises(Exception, match="--pages reads whole pages"):

@@ -48,6 +48,7 @@ from finscribe.data.records import DatasetBuildError, write_jsonl_atomic
 from finscribe.data.schema import REGIONS, canonical_json
 from finscribe.data.selection import RecordSelection, select_records
 from finscribe.detection import PageRegions, crop_regions, detect_regions, load_detector
+from finscribe.errors import ConfigError
 from finscribe.eval import charts
 from finscribe.eval.layout import box_scores
 from finscribe.eval.report_markdown import report_markdown
@@ -247,6 +248,13 @@ def _write_run(folder: Path, report: dict[str, Any], page_rows: list[dict], regi
         write_text_atomic(folder / "report.md", report_markdown(report))
 
 
+def _check_engine(generation: GenerationArgs) -> None:
+    """--pages reads the crops in this process; say so before the detector runs, not after it."""
+    if generation.engine != "transformers":
+        raise ConfigError("--pages reads every page's region crops with the model in this process: drop "
+                          "--engine/--engine-url (vLLM serves evaluate and compare on crops, and serve on pages)")
+
+
 def _boxes_lines(pages: Sequence[Page], found: Sequence[PageRegions]) -> list[dict[str, Any]]:
     return [{"source": str(p.image), "source_id": p.source_id, "page": 1, **f.to_json(),
              "true_boxes": {r: list(b) for r, b in p.boxes.items()}} for p, f in zip(pages, found)]
@@ -254,6 +262,7 @@ def _boxes_lines(pages: Sequence[Page], found: Sequence[PageRegions]) -> list[di
 
 def evaluate_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     """`finscribe evaluate --pages` (an `EvaluateConfig`): see the module docstring; returns report.json."""
+    _check_engine(config.generation)
     out = ensure_output_dir(config.output_dir)
     pages, held_out = load_pages(config.records)
     held_out = list(config.held_out_layouts) or held_out
@@ -291,6 +300,7 @@ def compare_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     """`finscribe compare --pages` (a `CompareConfig`): both models on the same pages at the same
     boxes (detected once; and the true ones), deltas model − base with paired bootstrap 95 %
     intervals over pages."""
+    _check_engine(config.generation)
     out = ensure_output_dir(config.output_dir)
     pages, held_out = load_pages(config.records)
     regions = page_regions(config.records)
