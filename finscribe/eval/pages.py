@@ -375,8 +375,9 @@ def pages_markdown(report: dict[str, Any]) -> str:
     for key, label in METRICS:
         lines.append(f"| {label} | {_f(detected['overall'][key])} | {_f(oracle['overall'][key]) if oracle else 'not run'} "
                      f"| {_signed(_difference(detected['overall'][key], oracle['overall'][key])) if oracle else '–'} |")
-    lines += ["", "Exact match here is the share of pages with every field right; validation is checked on the "
-              "merged document; TEDS is the line-items table's.", "",
+    lines += ["", "Per document: exact match is the share of pages with every field right, validation is checked on "
+              "the merged document, TEDS is the line-items table's, JSON validity means some region gave JSON (per "
+              "region below), character accuracy compares the merged document's JSON with the label's.", "",
               "## Per region", "", "| region | pages | not detected | field acc detected | field acc oracle | cost "
               "| JSON detected |", "|---|---:|---:|---:|---:|---:|---:|"]
     for region, row in detected["per_region"].items():
