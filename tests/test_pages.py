@@ -144,6 +144,8 @@ def test_evaluate_pages_picks_regions_and_needs_a_manifest(manifest, tiny_model_
     vllm = dataclasses.replace(generation, engine="vllm")
     with pytest.raises(ConfigError, match="--pages reads every page's region crops with the model in this process"):
         evaluate(dataclasses.replace(config, generation=vllm), show_progress=False)
+    with pytest.raises(ConfigError, match="--blank-images is a control on crops"):
+        evaluate(dataclasses.replace(config, blank_images=True), show_progress=False)
     jsonl = tmp_path / "records.jsonl"
     jsonl.write_text("")
     with pytest.raises(Exception, match="--pages reads whole pages"):

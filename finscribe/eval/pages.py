@@ -263,6 +263,9 @@ def _boxes_lines(pages: Sequence[Page], found: Sequence[PageRegions]) -> list[di
 def evaluate_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     """`finscribe evaluate --pages` (an `EvaluateConfig`): see the module docstring; returns report.json."""
     _check_engine(config.generation)
+    if config.blank_images:
+        raise ConfigError("--blank-images is a control on crops: run it without --pages (the page path reads "
+                          "regions that a detector found on the real pixels)")
     out = ensure_output_dir(config.output_dir)
     pages, held_out = load_pages(config.records)
     held_out = list(config.held_out_layouts) or held_out
