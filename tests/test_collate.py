@@ -114,3 +114,29 @@ def test_unreadable_or_degenerate_image_names_the_record(tiny_model, tmp_path):
         CompletionCollator(processor)([{"image": Image.new("RGB", (3000, 5)), "prompt": "x", "target": "{}"}])
     with pytest.raises(ValueError, match="missing key 'target'"):
         CompletionCollator(processor)([{"image": RECORDS[0]["image"], "prompt": "x"}])
+
+
+def test_estimated_tokens_track_the_collated_length_for_length_grouping(tmp_path):
+    """The length-grouped sampler batches records by `estimated_tokens`, read from image headers:
+    it must follow the real collated length (a table crop far longer than a totals crop)."""
+    from finscribe.model import load_model as load_reader
+    from finscribe.quickstart_config import TINY_READER
+    from finscribe.training.collate import estimated_tokens, with_token_lengths
+
+    _, processor = load_reader(str(TINY_READER), device="cpu", dtype="float32")
+    collator = CompletionCollator(processor)
+    records = []
+    for name, size, target in (("totals", (420, 120), '{"total":"12.50"}'),
+                               ("table", (1100, 300), '{"line_items":[' + ",".join(['{"description":"Bolt"}'] * 12) + "]}"),
+                               ("huge", (3000, 2000), '{"total":"1.00"}')):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", size, "white").save(path)
+        records.append({"image": str(path), "prompt": "Extract the totals.", "target": target})
+    true = [len(collator.encode(r)["input_ids"]) for r in records]
+    estimated = [estimated_tokens(r, processor) for r in records]
+    assert estimated[1] > 2 * estimated[0] and true[1] > 2 * true[0]
+    for got, want in zip(estimated, true):
+        assert abs(got - want) <= 0.3 * want, (estimated, true)  # the processor's max_pixels caps the huge one too
+    import datasets
+    with_lengths = with_token_lengths(datasets.Dataset.from_list(records), processor)
+    assert with_lengths["length"] == estimated

@@ -46,7 +46,7 @@ from finscribe.training.callbacks import (
     MetricsJsonlCallback,
     plot_loss_curve,
 )
-from finscribe.training.collate import CompletionCollator
+from finscribe.training.collate import CompletionCollator, with_token_lengths
 from finscribe.training.lora import apply_lora
 from finscribe.training.model import (
     load_model,
@@ -288,7 +288,15 @@ def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> Traini
         ddp_find_unused_parameters=False,
         # accelerate only sets up multi-process CPU (gloo) training under torchrun when told it is on CPU.
         use_cpu=not torch.cuda.is_available(),
+        **_sampling(config.group_by_length),
     )
+
+
+def _sampling(group_by_length: bool) -> dict[str, Any]:
+    # transformers 5.x replaced the `group_by_length` flag with `train_sampling_strategy`.
+    if "train_sampling_strategy" in {field.name for field in dataclasses.fields(TrainingArguments)}:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length}
 
 
 def _resolve_resume(config: TrainConfig, is_main: bool = True) -> str | None:
@@ -318,6 +326,9 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
     # Full SFT keeps fp32 master weights (bf16 autocast computes); a frozen LoRA base can live in bf16.
     dtype = torch.bfloat16 if (bf16 and config.use_lora) else torch.float32
     model, processor = prepare_model(config, dtype)
+    if config.group_by_length:  # (the Trainer groups the val set's batches the same way: it needs lengths too)
+        train_set = with_token_lengths(train_set, processor)
+        val_set = with_token_lengths(val_set, processor) if val_set is not None else None
     args = training_arguments(config, bf16, val_set is not None)
     if args.process_index == 0:  # not config.json: a full model's own config.json goes there
         save_config(config, output_dir, name="train_config.json")
