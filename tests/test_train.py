@@ -272,21 +272,22 @@ class _KillAt:
 
 
 def test_a_kill_in_the_final_save_resumes_without_another_step(records_jsonl, tiny_model_dir, tmp_path):
-    """Issue 27: killed after checkpoint-4 (= max_steps) was written, before the model and summary.
-    `latest` resumes from checkpoint-4 and trains no 5th step: same rows, same summary, and (with a
-    constant learning rate, where a 5th step would move them) the same weights."""
-    common = dict(max_steps=4, batch_size=2, save_steps=2, learning_rate=2e-3, lr_scheduler="constant",
+    """Issue 27: killed after checkpoint-3 (= max_steps) was written, before the model and summary.
+    `latest` resumes from checkpoint-3 and trains no 4th step: same rows, same summary, and (with a
+    constant learning rate, where a 4th step would move them) the same weights. (3 steps of an
+    epoch of 4: at an epoch's end the Trainer's loop has nothing left to run anyway.)"""
+    common = dict(max_steps=3, batch_size=2, save_steps=3, learning_rate=2e-3, lr_scheduler="constant",
                   warmup_ratio=0.0, save_total_limit=None)
     straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
     run = tmp_path / "killed"
     with pytest.raises(_Killed):
-        train(_config(records_jsonl, tiny_model_dir, run, **common), callbacks=[_KillAt("on_save", 4)])
-    assert (run / "checkpoint-4" / "trainer_state.json").is_file() and not (run / "model.safetensors").exists()
+        train(_config(records_jsonl, tiny_model_dir, run, **common), callbacks=[_KillAt("on_save", 3)])
+    assert (run / "checkpoint-3" / "trainer_state.json").is_file() and not (run / "model.safetensors").exists()
     resumed = train(_config(records_jsonl, tiny_model_dir, run, **common, resume_from_checkpoint="latest"))
     rows, expected = _rows(resumed), _rows(straight)
-    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # no step-5 row
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]  # no step-4 row
     [summary], [want] = [r for r in rows if "train_loss" in r], [r for r in expected if "train_loss" in r]
-    assert summary["step"] == 4 and summary["epoch"] == want["epoch"]
+    assert summary["step"] == 3 and summary["epoch"] == want["epoch"]
     assert summary["train_loss"] == pytest.approx(want["train_loss"], rel=1e-6)
     a, b = _weights(straight), _weights(resumed)
     for key in a:
