@@ -322,12 +322,13 @@ class RegionConstraint(LogitsProcessor):
         self.closed[row] = True
         return deque(tokens or [])  # none found (not expected): the row goes on unforced
 
-    def _choose(self, row: int, scores: torch.FloatTensor, left: int) -> int | None:
-        """The token `row` must take now, or None to leave the choice to the model."""
+    def _choose(self, row: int, greedy: int, left: int) -> int | None:
+        """The token `row` must take now, or None to leave the choice to the model (whose choice,
+        the highest allowed logit, is `greedy`)."""
         if self.close_requested[row] and self.forced[row] is None:
             self.forced[row] = self._closing(row, limit=left)
         if self.forced[row] is None and self.max_new_tokens is not None and left <= CLOSING_HORIZON:
-            token = int(scores[row].argmax())
+            token = greedy
             matcher = self.matchers[row]
             if matcher.accept_token(token):
                 after = _lex(self.lex[row], self.tokenizer_info.decoded_vocab[token])
@@ -356,10 +357,12 @@ class RegionConstraint(LogitsProcessor):
             else:
                 self.bitmask[row] = -1  # all allowed
         self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device), vocab_size=self.vocab_size)
-        left = None if self.max_new_tokens is None else self.max_new_tokens - generated
+        left = 1 << 30 if self.max_new_tokens is None else self.max_new_tokens - generated
+        # One device-to-host copy per step for the whole batch, and only near the end of the budget.
+        greedy = scores.argmax(dim=-1).tolist() if left <= CLOSING_HORIZON else [-1] * len(self.matchers)
         for row in range(len(self.matchers)):
             if self.active[row]:
-                token = self._choose(row, scores, left if left is not None else 1 << 30)
+                token = self._choose(row, greedy[row], left)
                 if token is not None:
                     scores[row] = float("-inf")
                     scores[row, token] = 0.0
