@@ -198,17 +198,40 @@ def score_pages(pages: Sequence[Page], found: Sequence[PageRegions], predictions
     return page_rows, region_rows
 
 
-def run_pages(generation: GenerationArgs, pages: Sequence[Page], found: Sequence[PageRegions], regions: Sequence[str],
-              margin: int, *, show_progress: bool = True) -> tuple[list[dict], list[dict], float]:
-    """Load `generation.model`, read and score every page at `found` boxes: (page rows, region rows, seconds)."""
+def run_pages(generation: GenerationArgs, pages: Sequence[Page], boxes: dict[str, Sequence[PageRegions]],
+              regions: Sequence[str], margin: int, *, show_progress: bool = True) -> dict[str, tuple[list, list, float]]:
+    """Load `generation.model` once and read and score every page at each set of `boxes`
+    ({name: one PageRegions per page}): {name: (page rows, region rows, seconds of reading)}."""
     model, processor = generation.load()
-    start = time.perf_counter()
-    read = read_pages(model, processor, [p.image for p in pages], found, generation, regions=regions, margin=margin,
-                      show_progress=show_progress)
-    wall = time.perf_counter() - start
+    runs = {}
+    for name, found in boxes.items():
+        start = time.perf_counter()
+        read = read_pages(model, processor, [p.image for p in pages], found, generation, regions=regions,
+                          margin=margin, show_progress=show_progress)
+        wall = time.perf_counter() - start
+        runs[name] = (*score_pages(pages, found, read, regions), wall)
     del model, processor
     gc.collect()  # release the weights before the next model is loaded (compare)
-    return (*score_pages(pages, found, read, regions), wall)
+    return runs
+
+
+def _setup(config: Any, show_progress: bool) -> tuple[Path, list[Page], list[str], list[str], dict[str, list[PageRegions]], dict]:
+    """What evaluate and compare --pages share: (output folder, pages, held-out layouts, regions,
+    {"detected": boxes, "oracle": true boxes}, the report's common head); boxes.jsonl written."""
+    _check_engine(config.generation)
+    out = ensure_output_dir(config.output_dir)
+    pages, held_out = load_pages(config.records)
+    held_out = list(config.held_out_layouts) or held_out
+    boxes = {DETECTED: detect_pages([p.image for p in pages], config.detector.layout_model, show_progress=show_progress)}
+    if config.oracle:
+        boxes[ORACLE] = [p.oracle() for p in pages]
+    save_config(config, out)
+    write_jsonl_atomic(out / "boxes.jsonl", _boxes_lines(pages, boxes[DETECTED]))
+    regions = page_regions(config.records)
+    head = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
+            "pages": len(pages), "regions": regions, "layout_model": str(config.detector.layout_model),
+            "margin": config.detector.margin, "detection": box_scores([p.boxes for p in pages], boxes[DETECTED])}
+    return out, pages, held_out, regions, boxes, head
 
 
 # ----------------------------------------------------------------------------- reports
@@ -262,30 +285,14 @@ def _boxes_lines(pages: Sequence[Page], found: Sequence[PageRegions]) -> list[di
 
 def evaluate_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     """`finscribe evaluate --pages` (an `EvaluateConfig`): see the module docstring; returns report.json."""
-    _check_engine(config.generation)
     if config.blank_images:
         raise ConfigError("--blank-images is a control on crops: run it without --pages (the page path reads "
                           "regions that a detector found on the real pixels)")
-    out = ensure_output_dir(config.output_dir)
-    pages, held_out = load_pages(config.records)
-    held_out = list(config.held_out_layouts) or held_out
-    regions = page_regions(config.records)
-    margin = config.detector.margin
-    boxes = {DETECTED: detect_pages([p.image for p in pages], config.detector.layout_model, show_progress=show_progress)}
-    if config.oracle:
-        boxes[ORACLE] = [p.oracle() for p in pages]
-    save_config(config, out)
-    write_jsonl_atomic(out / "boxes.jsonl", _boxes_lines(pages, boxes[DETECTED]))
-    report: dict[str, Any] = {
-        "model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
-        "pages": len(pages), "regions": regions, "layout_model": str(config.detector.layout_model), "margin": margin,
-        "max_new_tokens": config.generation.max_new_tokens, "constrained": config.generation.constrained,
-        "beams": config.generation.beams,
-        "detection": box_scores([p.boxes for p in pages], boxes[DETECTED]),
-    }
-    for name, found in boxes.items():
-        page_rows, region_rows, wall = run_pages(config.generation, pages, found, regions, margin,
-                                                 show_progress=show_progress)
+    out, pages, held_out, regions, boxes, head = _setup(config, show_progress)
+    report: dict[str, Any] = {**head, "max_new_tokens": config.generation.max_new_tokens,
+                              "constrained": config.generation.constrained, "beams": config.generation.beams}
+    runs = run_pages(config.generation, pages, boxes, regions, config.detector.margin, show_progress=show_progress)
+    for name, (page_rows, region_rows, wall) in runs.items():
         run = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
                "boxes": name, "max_new_tokens": config.generation.max_new_tokens, "blank_images": False,
                "prediction_seconds": wall,
@@ -303,37 +310,26 @@ def compare_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     """`finscribe compare --pages` (a `CompareConfig`): both models on the same pages at the same
     boxes (detected once; and the true ones), deltas model − base with paired bootstrap 95 %
     intervals over pages."""
-    _check_engine(config.generation)
-    out = ensure_output_dir(config.output_dir)
-    pages, held_out = load_pages(config.records)
-    regions = page_regions(config.records)
-    margin = config.detector.margin
-    boxes = {DETECTED: detect_pages([p.image for p in pages], config.detector.layout_model, show_progress=show_progress)}
-    if config.oracle:
-        boxes[ORACLE] = [p.oracle() for p in pages]
-    save_config(config, out)
-    write_jsonl_atomic(out / "boxes.jsonl", _boxes_lines(pages, boxes[DETECTED]))
+    out, pages, held_out, regions, boxes, head = _setup(config, show_progress)
     result: dict[str, Any] = {
-        "base": config.base, "model": config.generation.model, "data": str(config.records.data),
-        "split": config.records.split, "pages": len(pages), "regions": regions,
-        "layout_model": str(config.detector.layout_model), "margin": margin,
+        "base": config.base, **head,
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "page", "level": 0.95},
-        "detection": box_scores([p.boxes for p in pages], boxes[DETECTED]),
     }
     base = dataclasses.replace(config.generation, model=config.base)
-    for name, found in boxes.items():
-        sides = {}
-        for side, generation in (("base", base), ("model", config.generation)):
-            page_rows, region_rows, _ = run_pages(generation, pages, found, regions, margin, show_progress=show_progress)
-            report = page_report(page_rows, region_rows, regions, held_out, config.resamples, config.seed)
-            _write_run(out / name, report, page_rows, region_rows, prefix=f"{side}_")
-            sides[side] = (page_rows, report)
-        (base_rows, base_report), (model_rows, model_report) = sides["base"], sides["model"]
+    sides = {side: run_pages(generation, pages, boxes, regions, config.detector.margin, show_progress=show_progress)
+             for side, generation in (("base", base), ("model", config.generation))}
+    for name in boxes:
+        reports = {}
+        for side, runs in sides.items():
+            page_rows, region_rows, _ = runs[name]
+            reports[side] = page_report(page_rows, region_rows, regions, held_out, config.resamples, config.seed)
+            _write_run(out / name, reports[side], page_rows, region_rows, prefix=f"{side}_")
         result[name] = {
-            "deltas": paired_deltas(base_rows, model_rows, resamples=config.resamples, seed=config.seed),
-            "per_region": {r: {"records": row["records"], "base": base_report["per_region"][r], "model": row}
-                           for r, row in model_report["per_region"].items()},
-            "per_field": {"base": base_report["per_field"], "model": model_report["per_field"]},
+            "deltas": paired_deltas(sides["base"][name][0], sides["model"][name][0], resamples=config.resamples,
+                                    seed=config.seed),
+            "per_region": {r: {"records": row["records"], "base": reports["base"]["per_region"][r], "model": row}
+                           for r, row in reports["model"]["per_region"].items()},
+            "per_field": {"base": reports["base"]["per_field"], "model": reports["model"]["per_field"]},
         }
     if ORACLE in result:
         result["detection_cost"] = {side: _difference(result[DETECTED]["deltas"]["field_accuracy"][side],
