@@ -437,8 +437,10 @@ def markdown(result: dict) -> str:
     model = result["model"]
     lines = [f"# GPU suite{' (CPU smoke: tiny config, not a GPU figure)' if result['smoke'] else ''}", "",
              f"{result['device']['name']}, torch {result['device']['torch']}, transformers {result['device']['transformers']}, "
-             f"{result['date']}; model {model['parameters']:,} parameters ({model['lm_head']} head), random weights; "
-             f"suite {result['seconds']} s.", "", "## Goals", "", "| goal | figure | status |", "|---|---|---|"]
+             f"{result['date']}; model {model['parameters']:,} parameters ({model['lm_head']} head), "
+             f"{'the tiny reader' if result['smoke'] else 'random weights'}; "
+             f"suite {result['seconds']} s. GB = 10^9 bytes; timed steps exclude warm-up.", "",
+             "## Goals", "", "| goal | figure | status |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['figure']} | {_mark(g['met'])} |" for g in result["goals"]]
     if result.get("lora"):
         lines += ["", "## LoRA r16", "", f"| vision tower | preset | trainable | s/step (p50) | samples/s | {mem} |",
@@ -510,8 +512,6 @@ def run_suite(args: argparse.Namespace) -> dict:
         result["section_seconds"] = {"data_and_model": round(time.perf_counter() - started, 1)}
         for name, section in sections.items():
             if name in args.sections:
-                if name == "tiny_quickstart":
-                    free(base)
                 clock = time.perf_counter()
                 result[name] = section()
                 result["section_seconds"][name] = round(time.perf_counter() - clock, 1)
