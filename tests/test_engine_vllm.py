@@ -90,3 +90,14 @@ def test_a_missing_setup_says_how_to_set_it_up(tmp_path):
 def test_an_unreachable_engine_url_is_unavailable():
     with pytest.raises(EngineUnavailableError, match="unreachable.*retry once it is back"):
         VLLMEngine(f"http://127.0.0.1:{_free_port()}", "finscribe/assets/tiny_reader")
+
+
+def test_compare_refuses_one_url_for_two_models(tmp_path, records_jsonl):
+    from finscribe.data.selection import RecordSelection
+    from finscribe.eval.report import CompareConfig, compare
+
+    config = CompareConfig(generation=GenerationArgs(model="finscribe/assets/tiny_reader", engine_url="http://127.0.0.1:9"),
+                           records=RecordSelection(data=records_jsonl, split="val"), base="finscribe/assets/tiny_reader",
+                           output_dir=tmp_path / "compare")
+    with pytest.raises(ConfigError, match="--engine-url serves one"):
+        compare(config, show_progress=False)
