@@ -38,7 +38,7 @@ class QuickstartConfig:
     max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
     eval_limit: int | None = arg(None, "evaluate only the first N test crops")
     eval_batch_size: int = arg(16, "crops per generation batch")
-    page_eval_limit: int = arg(30, "held-out test pages read whole at the end, through the detector and at their true "
+    page_eval_limit: int = arg(10, "held-out test pages read whole at the end, through the detector and at their true "
                                    "boxes (eval_pages/: the cost of detection); 0 = skip that step")
     layout_model: Path = arg(TINY_LAYOUT, "region detector of the page-level evaluation (default: the committed tiny one)")
     validated_beams: int = arg(4, "beam candidates of the extra evaluation with validated beams (the answer is the most "
