@@ -1,12 +1,13 @@
 """The vLLM engine against a real vLLM server (`-m vllm`; `bash scripts/setup_vllm.sh` first; CI runs
-them as their own step). Each server start costs about a minute on 2 cores, so the tests share
-three: one `evaluate --engine vllm` (parity) and one `finscribe serve --engine vllm` (restarted once
-by its watchdog in the crash test).
+them as their own step). Each server start costs one to two minutes on 2 busy cores, so the tests
+share three: one on the fine-tuned model (evaluate and mine at --engine-url) and one started by
+`finscribe serve --engine vllm` (restarted once by its watchdog in the crash test).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import io
 import json
 import signal
@@ -25,9 +26,10 @@ from finscribe.constrained import region_schema
 from finscribe.data.build_dataset import build_dataset_from_manifest, write_jsonl_atomic
 from finscribe.data.schema import REGIONS
 from finscribe.data.selection import RecordSelection
-from finscribe.engine_vllm import VLLM_PYTHON, _free_port
+from finscribe.engine_vllm import VLLM_PYTHON, VLLMServer, _free_port
 from finscribe.eval.report import EvaluateConfig, evaluate
 from finscribe.generation_args import GenerationArgs
+from finscribe.mining.mine import MineConfig, mine
 from finscribe.synthetic.export import generate_dataset
 
 pytestmark = [pytest.mark.vllm,
@@ -63,16 +65,22 @@ def fine_tuned(invoices, tmp_path_factory):
     return str(model), data
 
 
-def test_evaluate_with_vllm_reads_held_out_crops_exactly_as_transformers(fine_tuned, tmp_path):
+def test_evaluate_and_mine_with_vllm_read_held_out_crops_exactly_as_transformers(fine_tuned, tmp_path):
+    """Greedy float32 on both engines: the same text on 55 held-out crops, so the same scores; and
+    `mine` finds the same errors. vLLM at --engine-url (a server started as FinScribe starts one)."""
     model, data = fine_tuned
     selection = RecordSelection(data=data, split="test")
-    runs = {}
-    for engine in ("transformers", "vllm"):
-        generation = GenerationArgs(model=model, engine=engine, dtype="float32", device="cpu", batch_size=16,
-                                    max_new_tokens=96)
-        evaluate(EvaluateConfig(generation=generation, records=selection, output_dir=tmp_path / engine, resamples=10),
-                 show_progress=False)
-        runs[engine] = [json.loads(line) for line in (tmp_path / engine / "predictions.jsonl").read_text().splitlines()]
+    with VLLMServer(model, device="cpu", log_path=tmp_path / "vllm.log") as server:
+        runs = {}
+        for engine, url in (("transformers", None), ("vllm", server.url)):
+            generation = GenerationArgs(model=model, engine=engine, engine_url=url, dtype="float32", device="cpu",
+                                        batch_size=16, max_new_tokens=96)
+            evaluate(EvaluateConfig(generation=generation, records=selection, output_dir=tmp_path / engine, resamples=10),
+                     show_progress=False)
+            runs[engine] = [json.loads(line) for line in (tmp_path / engine / "predictions.jsonl").read_text().splitlines()]
+            mined = mine(MineConfig(generation=generation, records=dataclasses.replace(selection, limit=20),
+                                    output_dir=tmp_path / f"mined_{engine}"))
+            runs[engine + "_mined"] = {k: mined[k] for k in ("samples", "errors", "by_type", "field_errors_by_type")}
     hf, vllm = runs["transformers"], runs["vllm"]
     assert len(hf) == len(vllm) >= 50
     assert [r.keys() for r in vllm] == [r.keys() for r in hf]  # the same row format, scored the same way
@@ -83,8 +91,9 @@ def test_evaluate_with_vllm_reads_held_out_crops_exactly_as_transformers(fine_tu
           "; parsed:", sum(r["parsed"] is not None for r in hf), "; mean new tokens:",
           sum(r["new_tokens"] for r in hf) / len(hf))
     assert sum(r["raw_text"].startswith("{") for r in hf) >= len(hf) // 2  # measured: 55 of 55, ~52 tokens each
-    report = {e: json.loads((tmp_path / e / "report.json").read_text()) for e in runs}
+    report = {e: json.loads((tmp_path / e / "report.json").read_text()) for e in ("transformers", "vllm")}
     assert report["vllm"]["overall"] == report["transformers"]["overall"]
+    assert runs["vllm_mined"] == runs["transformers_mined"] and runs["vllm_mined"]["samples"] == 20
 
 
 # ----------------------------------------------------------------------------- serve --engine vllm

@@ -5,7 +5,9 @@ detector, which runs here too, batched over every page waiting: `service.extract
 `concurrent.futures.Future`. The worker takes whatever else waits (up to `batch_size` crops) and
 generates it together; if that shared batch fails, every request in it is run again ALONE, so a
 bad request fails by itself and never takes the others down. A request whose client hung up is
-cancelled while it waits and never computed.
+cancelled while it waits and never computed. With generation on a vLLM server (`service_vllm`,
+which batches across requests itself) there are `service.concurrent_batches` threads instead,
+each carrying one request at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class ModelWorker:
         # across requests itself (vLLM: service_vllm) asks for `concurrent_batches` threads, so that
         # many batches are in flight at once.
         threads = max(1, int(getattr(service, "concurrent_batches", 1)))
+        if threads > 1:  # each thread carries one request, answered as soon as it is done: the engine batches
+            self.batch_size = 1
         self._threads = [threading.Thread(target=self._run, name=f"finscribe-model-worker-{i}", daemon=True)
                          for i in range(threads)]
         self._thread = self._threads[0]
