@@ -3,7 +3,8 @@
     python compare_base_vs_finetuned.py --image crop.png --model runs/train/final \
         --output comparison.json [--base models/paddleocr-vl] [--ground-truth crop.json] [--region totals_section]
 
-`--base` defaults to the model `--model` was fine-tuned from (its adapter_config.json,
+A page (no region named) is read region by region by both models, at the same detected boxes
+(`--layout-model`, or `--boxes FILE`). `--base` defaults to the model `--model` was fine-tuned from (its adapter_config.json,
 train_config.json or quantization.json say which). For a whole test split with confidence intervals use `finscribe compare`.
 Flags: `python compare_base_vs_finetuned.py --help`; this script only calls
 `finscribe.eval.document.compare_main`.
