@@ -43,8 +43,9 @@ class TrainConfig:
     freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
     vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
     max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
-    group_by_length: bool = arg(True, "batch records of similar token length together (mixed regions: a line-item table "
-                                      "no longer pads every small crop of its batch to its length)")
+    group_by_length: bool = arg(False, "batch records of similar token length together (padding of a mixed batch goes to "
+                                       "its longest record; on the tiny reader the vision encoder dominates and 20 steps "
+                                       "were no faster: benchmarks/RESULTS.md)")
     logging_steps: int = arg(50, "log train loss every N optimizer steps", trainer="logging_steps")
     save_steps: int = arg(500, "checkpoint every N optimizer steps", trainer="save_steps")
     save_total_limit: int | None = arg(3, "keep at most this many checkpoints", trainer="save_total_limit")
