@@ -318,3 +318,13 @@ def test_a_kill_before_the_first_checkpoint_restarts_cleanly(records_jsonl, tiny
         a, b = _weights(straight), _weights(again)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_length_grouped_batches_train_and_evaluate(records_jsonl, tiny_model_dir, tmp_path):
+    """--group-by-length: the train and val sets carry estimated lengths and the Trainer's
+    length-grouped samplers run (val loss too)."""
+    out = train(_config(records_jsonl, tiny_model_dir, tmp_path / "run", max_steps=2, save_steps=2, group_by_length=True))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2] and any("eval_loss" in r for r in rows)
+    assert training_arguments(_config(records_jsonl, tiny_model_dir, tmp_path / "o", group_by_length=True), False,
+                              True).train_sampling_strategy == "group_by_length"
