@@ -108,3 +108,15 @@ def test_load_detector_refuses_another_label_set(tmp_path):
     RTDetrForObjectDetection(config).save_pretrained(tmp_path / "other")
     with pytest.raises(DetectionError, match="train-layout --init-from"):
         load_detector(tmp_path / "other")
+
+
+def test_the_committed_detector_is_the_default_loads_and_carries_its_card():
+    from finscribe.detection import DEFAULT_LAYOUT_MODEL
+
+    model, processor = load_detector()
+    assert [model.config.id2label[i] for i in range(len(REGIONS))] == list(REGIONS)
+    assert sum(f.stat().st_size for f in DEFAULT_LAYOUT_MODEL.iterdir()) <= 10 * 1024 * 1024
+    card = (DEFAULT_LAYOUT_MODEL / "README.md").read_text()
+    assert "Held-out figures" in card and "scripts/make_tiny_layout.sh" in card
+    [regions] = detect_regions(model, processor, [Image.new("RGB", (827, 1169), "white")])
+    assert set(regions.boxes) | set(regions.missing) == set(REGIONS)
