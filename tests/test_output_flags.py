@@ -16,6 +16,8 @@ from finscribe.config import build_parser, leaf_fields, parse_config, save_confi
 STAGES = {
     "generate": ("finscribe.synthetic.export:GenerateConfig", "folder"),
     "contact-sheet": ("finscribe.synthetic.contact_sheet:ContactSheetConfig", "file"),
+    "detect": ("finscribe.detect_config:DetectConfig", "folder"),
+    "train-layout": ("finscribe.training.train_layout_config:LayoutTrainConfig", "folder"),
     "quantize": ("finscribe.deploy.quantize_config:QuantizeConfig", "folder"),
     "benchmark-quant": ("finscribe.deploy.quant_benchmark_config:QuantBenchmarkConfig", "folder"),
     "serve": ("finscribe.deploy.server_config:ServeConfig", None),  # writes nothing
