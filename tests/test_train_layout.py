@@ -125,3 +125,25 @@ def test_label_studio_rectangles_are_read_and_every_unusable_one_named(tmp_path)
                          ("task 2", "image file not found"), ("task 3", "no annotation")]:
         assert any(where in p and words in p for p in problems), (where, problems)
     assert len(problems) == 5
+
+
+def test_init_from_a_pp_doclayout_v2_folder_keeps_its_detector(pages, tmp_path):
+    from transformers import PPDocLayoutV2Config, PPDocLayoutV2ForObjectDetection
+
+    tiny = tiny_detector_config().to_dict()
+    keep = ("encoder_in_channels", "feat_strides", "encoder_hidden_dim", "d_model", "encoder_ffn_dim", "encoder_attention_heads",
+            "decoder_attention_heads", "decoder_ffn_dim", "decoder_layers", "decoder_in_channels", "num_queries", "num_denoising",
+            "hidden_expansion")
+    reading_order = dict(hidden_size=64, num_attention_heads=4, intermediate_size=128, num_hidden_layers=1, coordinate_size=22,
+                         shape_size=20, num_classes=20, global_pointer_head_size=16)
+    config = PPDocLayoutV2Config(backbone_config=tiny_detector_config().backbone_config, reading_order_config=reading_order, num_labels=20,
+                                 class_thresholds=[0.3] * 20, class_order=list(range(20)), **{k: tiny[k] for k in keep})
+    torch.manual_seed(5)
+    PPDocLayoutV2ForObjectDetection(config).save_pretrained(tmp_path / "ppdl2")
+    source = PPDocLayoutV2ForObjectDetection.from_pretrained(tmp_path / "ppdl2").state_dict()
+    model, _ = initial_model(small(pages, tmp_path / "x", init_from=tmp_path / "ppdl2"))
+    state = model.state_dict()
+    assert model.config.id2label == dict(enumerate(REGIONS))
+    kept = [k for k in state if k in source and state[k].shape == source[k].shape]
+    assert len(kept) > 0.9 * len(state) and all(torch.equal(state[k], source[k]) for k in kept)
+    assert any(k.startswith("model.backbone.") for k in kept)
