@@ -151,14 +151,19 @@ def clamp_box(box: Sequence[float], page_size: tuple[int, int]) -> tuple[int, in
 
 
 def regions_of(detections: Sequence[Detection], page_size: tuple[int, int]) -> PageRegions:
-    """Detections (any order) → one box per region, the highest-scoring usable one."""
+    """Detections (any order) → one box per region, the highest-scoring usable one.
+
+    RT-DETR scores every query for every label (sigmoid), so one query's box can come back under
+    two labels; a box goes to its best-scoring region only, and the other region takes its own
+    next box (or is missing)."""
     found: dict[str, tuple[float, tuple[int, int, int, int]]] = {}
-    for region, score, box in detections:
+    taken: set[tuple[float, ...]] = set()
+    for region, score, box in sorted(detections, key=lambda d: -d[1]):
         clamped = clamp_box(box, page_size)
-        if region not in LABEL2ID or clamped is None:
+        if region not in LABEL2ID or clamped is None or region in found or tuple(box) in taken:
             continue
-        if region not in found or score > found[region][0]:
-            found[region] = (float(score), clamped)
+        found[region] = (float(score), clamped)
+        taken.add(tuple(box))
     return PageRegions(size=tuple(page_size), boxes={r: found[r][1] for r in REGIONS if r in found},
                        scores={r: found[r][0] for r in REGIONS if r in found},
                        missing=tuple(r for r in REGIONS if r not in found))

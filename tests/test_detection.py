@@ -78,6 +78,15 @@ def test_regions_of_keeps_the_highest_scoring_usable_box():
     assert json.loads(json.dumps(regions.to_json()))["boxes"]["vendor_block"] == [10, 5, 81, 31]
 
 
+def test_one_query_box_goes_to_its_best_region_only():
+    same = (100.0, 100.0, 300.0, 200.0)
+    detections = [("client_info", 0.6, same), ("invoice_meta", 0.4, same), ("invoice_meta", 0.35, (400.0, 90.0, 600.0, 180.0)),
+                  ("vendor_block", 0.3, same)]
+    regions = regions_of(detections, (800, 1000))
+    assert regions.boxes == {"client_info": (100, 100, 300, 200), "invoice_meta": (400, 90, 600, 180)}
+    assert regions.missing == ("vendor_block", "line_items_table", "totals_section")
+
+
 def test_widen_box_grows_by_the_margin_and_stays_on_the_page():
     assert widen_box((50, 60, 100, 110), (500, 500)) == (50 - DEFAULT_MARGIN, 60 - DEFAULT_MARGIN, 100 + DEFAULT_MARGIN, 110 + DEFAULT_MARGIN)
     assert widen_box((3, 5, 195, 98), (200, 100), margin=10) == (0, 0, 200, 100)
