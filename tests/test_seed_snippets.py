@@ -415,7 +415,7 @@ def test_finscribe_readme_examples_run(tmp_path):
     """finscribe/README.md's examples, all Python blocks in order, in an empty folder."""
     text = (REPO / "finscribe" / "README.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
-    assert len(blocks) == 7
+    assert len(blocks) == 8
     (tmp_path / "examples.py").write_text("\n".join(blocks))
     out = sh("python examples.py", tmp_path)
     assert "ARITHMETIC_INCONSISTENT 1" in out, out[-3000:]
