@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Make the committed tiny region detector (finscribe/assets/tiny_layout) from synthetic pages, the
-# way it was made (2026-12-04: ~55 min on a loaded 2-core machine, one torch thread):
+# way it was made (2026-12-04: ~70 min on a loaded 2-core machine, one torch thread):
 #   1. 1,400 synthetic pages (seed 1001): 60 % drawn by the layout composer, 30 % degraded; the
 #      layout `minimal` and the composed family `composed_banner` are held out (test split only);
-#   2. phase 1: 900 steps from random weights; phase 2: 1,300 more steps from phase 1 (fresh
-#      warm-up + cosine) — the two `finscribe train-layout` runs below, each resumable
-#      (--resume-from-checkpoint latest);
+#   2. phase 1: 900 steps from random weights; phase 2: 1,300 more from phase 1; phase 3: 1,200
+#      more from phase 2 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
+#      below, each resumable (--resume-from-checkpoint latest);
 #   3. benchmarks/layout.py on 200 fresh pages (seed 990001) writes the held-out figures into the card.
 #     bash scripts/make_tiny_layout.sh [WORK_DIR]      (default data/layout; nothing there is committed)
 set -euo pipefail
@@ -17,11 +17,17 @@ common=(--data "$work/pages/training_manifest.json" --batch-size 4 --eval-limit 
 resume() { [ -d "$1" ] && ls -d "$1"/checkpoint-* >/dev/null 2>&1 && echo "--resume-from-checkpoint latest" || true; }
 [ -f "$work/phase1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase1" --max-steps 900 \
     --eval-steps 300 --seed 0 $(resume "$work/phase1")
-[ -f "$work/phase2/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase2" --init-from "$work/phase1" \
-    --max-steps 1300 --warmup-steps 50 --eval-steps 650 --seed 1 $(resume "$work/phase2")
+# Each later phase starts from the one before with a fresh warm-up + cosine (--init-from).
+phase() {  # phase N STEPS EVAL_STEPS
+  [ -f "$work/phase$1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase$1" \
+      --init-from "$work/phase$(($1 - 1))" --max-steps "$2" --warmup-steps 50 --eval-steps "$3" --seed $(($1 - 1)) $(resume "$work/phase$1")
+}
+phase 2 1300 650
+phase 3 1200 600
+last=phase3
 asset=finscribe/assets/tiny_layout
 rm -rf "$asset" && mkdir -p "$asset"
 for f in config.json model.safetensors preprocessor_config.json train_layout_config.json training_data.json val_metrics.json metrics.jsonl loss_curve.png; do
-  cp "$work/phase2/$f" "$asset/"
+  cp "$work/$last/$f" "$asset/"
 done
 nice -n 10 .venv/bin/python benchmarks/layout.py --layout-model "$asset" --pages 200 --output "$work/layout_benchmark.json" --write-card

@@ -289,9 +289,9 @@ def write_layout_card(folder: Path, held_out: dict[str, Any] | None = None) -> P
     if folder.resolve() == DEFAULT_LAYOUT_MODEL:
         lines += ["## How it was made", "", "`bash scripts/make_tiny_layout.sh` (one command): 1,400 synthetic pages "
                   "(`finscribe generate --seed 1001 "
-                  "--composed-share 0.6 --degrade 0.3`; `minimal` and `composed_banner` held out), then `finscribe train-layout` in two phases "
-                  "(900 steps from random weights, 1,300 more from phase 1), then `benchmarks/layout.py` on 200 fresh pages "
-                  "writes the figures above. "
+                  "--composed-share 0.6 --degrade 0.3`; `minimal` and `composed_banner` held out), then `finscribe train-layout` in phases "
+                  "(900 steps from random weights, then each phase from the last; the script lists them), "
+                  "then `benchmarks/layout.py` on 200 fresh pages writes the figures above. "
                   "The recipe above is the last phase's (its paths are where it ran).", ""]
     lines += ["## Limits", "", "Trained on synthetic pages only: measure it on your own pages (`benchmarks/layout.py` shows how) "
               "and fine-tune with `finscribe train-layout --init-from THIS_FOLDER --data your_boxes.json` (COCO or Label Studio).", ""]
