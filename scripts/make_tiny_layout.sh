@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Make the committed tiny region detector (finscribe/assets/tiny_layout) from synthetic pages, the
-# way it was made (2026-12-04: ~70 min on a loaded 2-core machine, one torch thread):
+# way it was made (2026-12-04: ~80 min on a loaded 2-core machine, one torch thread):
 #   1. 1,400 synthetic pages (seed 1001): 60 % drawn by the layout composer, 30 % degraded; the
 #      layout `minimal` and the composed family `composed_banner` are held out (test split only);
 #   2. phase 1: 900 steps from random weights; phase 2: 1,300 more from phase 1; phase 3: 1,200
-#      more from phase 2 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
+#      more from phase 2; phase 4: 1,000 more from phase 3 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
 #      below, each resumable (--resume-from-checkpoint latest);
 #   3. benchmarks/layout.py on 200 fresh pages (seed 990001) writes the held-out figures into the card.
 #     bash scripts/make_tiny_layout.sh [WORK_DIR]      (default data/layout; nothing there is committed)
@@ -24,7 +24,8 @@ phase() {  # phase N STEPS EVAL_STEPS
 }
 phase 2 1300 650
 phase 3 1200 600
-last=phase3
+phase 4 1000 500
+last=phase4
 asset=finscribe/assets/tiny_layout
 rm -rf "$asset" && mkdir -p "$asset"
 for f in config.json model.safetensors preprocessor_config.json train_layout_config.json training_data.json val_metrics.json metrics.jsonl loss_curve.png; do
