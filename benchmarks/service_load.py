@@ -46,6 +46,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(server: subprocess.Popen, url: str, seconds: float = 300) -> None:
+    """Poll GET /health until it answers 200; a server that exits or stays silent ends the benchmark
+    in one line with the tail of its log."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"error: server did not start: {server.stderr.read().decode()[-2000:]}")
+        time.sleep(0.5)
+
+
 def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     """VmRSS (now) or VmHWM (the peak since the process started) of `pid`, in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -233,16 +248,7 @@ def main() -> int:
                                *(["--layout-model", args.layout_model] if args.layout_model else [])],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: server did not start: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(server, url)
         payload = upload_png()
         stop = time.monotonic() + args.max_seconds
         run_level(url, 1, 3, payload, stop)  # warm-up

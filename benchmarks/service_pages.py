@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
-from service_load import free_port, rss_bytes
+from service_load import free_port, rss_bytes, wait_until_healthy
 
 SCAN_SIZE = (5300, 7500)  # 39.75 MP, under the 40 MP limit
 
@@ -38,14 +38,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def iou(a: list[int], b: list[int]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def invoices(count: int, seed: int) -> list[tuple[Image.Image, dict[str, list[int]], str]]:
@@ -67,6 +59,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_pages(http: httpx.Client, pages: list) -> dict:
+    from finscribe.eval.layout import iou  # here, not at the top: --help stays free of torch
+
     timings: dict[str, list[float]] = {"detect": [], "extract": [], "total": [], "request": []}
     found, ious = [], {}
     for image, truth, _ in pages:
@@ -127,16 +121,7 @@ def main() -> int:
                *(["--detect-threshold", str(args.detect_threshold)] if args.detect_threshold is not None else [])]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: server did not start: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(server, url)
         pages = invoices(args.pages, args.seed)
         with httpx.Client(base_url=url, timeout=600) as http:
             model = http.get("/v1/model").json()
