@@ -4,7 +4,7 @@
 #   1. 1,400 synthetic pages (seed 1001): 60 % drawn by the layout composer, 30 % degraded; the
 #      layout `minimal` and the composed family `composed_banner` are held out (test split only);
 #   2. phase 1: 900 steps from random weights; phase 2: 1,300 more from phase 1; phase 3: 1,200
-#      more from phase 2; phase 4: 1,000 more from phase 3 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
+#      more from phase 2; phase 4: 1,000 more from phase 3; phase 5: 1,000 more from phase 4 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
 #      below, each resumable (--resume-from-checkpoint latest);
 #   3. benchmarks/layout.py on 200 fresh pages (seed 990001) writes the held-out figures into the card.
 #     bash scripts/make_tiny_layout.sh [WORK_DIR]      (default data/layout; nothing there is committed)
@@ -18,14 +18,16 @@ resume() { [ -d "$1" ] && ls -d "$1"/checkpoint-* >/dev/null 2>&1 && echo "--res
 [ -f "$work/phase1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase1" --max-steps 900 \
     --eval-steps 300 --seed 0 $(resume "$work/phase1")
 # Each later phase starts from the one before with a fresh warm-up + cosine (--init-from).
-phase() {  # phase N STEPS EVAL_STEPS
+phase() {  # phase N STEPS EVAL_STEPS [SEED, default N-1]
   [ -f "$work/phase$1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase$1" \
-      --init-from "$work/phase$(($1 - 1))" --max-steps "$2" --warmup-steps 50 --eval-steps "$3" --seed $(($1 - 1)) $(resume "$work/phase$1")
+      --init-from "$work/phase$(($1 - 1))" --max-steps "$2" --warmup-steps 50 --eval-steps "$3" --seed "${4:-$(($1 - 1))}" \
+      $(resume "$work/phase$1")
 }
 phase 2 1300 650
 phase 3 1200 600
 phase 4 1000 500
-last=phase4
+phase 5 1000 500 5
+last=phase5
 asset=finscribe/assets/tiny_layout
 rm -rf "$asset" && mkdir -p "$asset"
 for f in config.json model.safetensors preprocessor_config.json train_layout_config.json training_data.json val_metrics.json metrics.jsonl loss_curve.png; do
