@@ -27,7 +27,7 @@ LAYERS = {
     "finscribe.synthetic": 2,
     "finscribe.model": 3, "finscribe.checkpoint": 3, "finscribe.prompting": 3, "finscribe.ingest": 3,
     "finscribe.detection": 3, "finscribe.detect": 3, "finscribe.detect_config": 3, "finscribe.model_card": 3,
-    "finscribe.inference": 4, "finscribe.constrained": 4, "finscribe.generation_args": 4, "finscribe.engine_vllm": 4,
+    "finscribe.inference": 4, "finscribe.constrained": 4, "finscribe.generation_args": 4, "finscribe.engine_vllm": 4, "finscribe.vllm_server": 4,
     "finscribe.eval": 5,
     "finscribe.mining": 6,
     "finscribe.training": 7,
