@@ -42,6 +42,8 @@ class LayoutBenchConfig:
     dpi: int = arg(150, "page resolution (the quickstart's)")
     margin: int = arg(DEFAULT_MARGIN, "pixels a crop is widened by")
     threshold: float = arg(0.3, "detector score threshold")
+    snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
+                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
     output: Path | None = arg(None, "write the figures here as JSON")
     write_card: bool = arg(False, "also write the held-out figures into the detector folder (held_out.json) and rebuild its README card")
 
@@ -103,10 +105,11 @@ def measure(config: LayoutBenchConfig) -> dict:
     model, processor = load_detector(config.layout_model)
     pages = render_pages(config)
     found, wall, cpu = [], [], []
-    detect_regions(model, processor, [pages[0]["image"]], threshold=config.threshold)  # warm-up
+    detect_regions(model, processor, [pages[0]["image"]], threshold=config.threshold, snap=config.snap)  # warm-up
     for page in pages:
         start, start_cpu = time.perf_counter(), time.process_time()
-        found += detect_regions(model, processor, [page["image"]], threshold=config.threshold, batch_size=1)
+        found += detect_regions(model, processor, [page["image"]], threshold=config.threshold, batch_size=1,
+                                 snap=config.snap)
         wall.append(1000 * (time.perf_counter() - start))
         cpu.append(1000 * (time.process_time() - start_cpu))
 

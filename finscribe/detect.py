@@ -94,7 +94,8 @@ def preview(page: Image.Image, regions: PageRegions) -> Image.Image:
 def detect_file(file: Path, stem: str, model, processor, config: DetectConfig, out: Path) -> tuple[list[dict], list[dict]]:
     """Detect, crop and preview every page of one file; returns its boxes.jsonl and crops.jsonl rows."""
     _, pages = read_document(file)
-    found = detect_regions(model, processor, pages, threshold=config.threshold, batch_size=config.batch_size)
+    found = detect_regions(model, processor, pages, threshold=config.threshold, batch_size=config.batch_size,
+                           snap=config.snap)
     page_rows, crop_rows = [], []
     for number, (page, regions) in enumerate(zip(pages, found), start=1):
         page_stem = f"{stem}_p{number}" if len(pages) > 1 else stem

@@ -22,6 +22,8 @@ class DetectConfig:
     margin: int = arg(DEFAULT_MARGIN, "pixels each crop is widened by on every side, so text on a box's edge is not cut")
     threshold: float = arg(0.3, "lowest detector score a region's box may have; below it the region is reported missing")
     batch_size: int = arg(8, "pages per detector forward pass")
+    snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
+                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
 
     def __post_init__(self):
         if self.margin < 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from transformers import RTDetrForObjectDetection
 
 from finscribe.data.schema import REGIONS
@@ -19,6 +19,7 @@ from finscribe.detection import (
     detect_regions,
     load_detector,
     regions_of,
+    snap_to_ink,
     tiny_detector_config,
     widen_box,
 )
@@ -129,3 +130,54 @@ def test_the_committed_detector_is_the_default_loads_and_carries_its_card():
     assert "Held-out figures" in card and "scripts/make_tiny_layout.sh" in card
     [regions] = detect_regions(model, processor, [Image.new("RGB", (827, 1169), "white")])
     assert set(regions.boxes) | set(regions.missing) == set(REGIONS)
+
+
+# ----------------------------------------------------------------------------- snapping to ink
+# An A4 page at 150 dpi (the scale the snap constants are given at): 1240 x 1754, pad 7 px.
+PAD = 7
+
+
+def _page_with_blocks(*blocks, fill=0):
+    """A white A4 page at 150 dpi with each block (x0, y0, x1, y1) drawn as text-like lines."""
+    page = Image.new("RGB", (1240, 1754), "white")
+    draw = ImageDraw.Draw(page)
+    for x0, y0, x1, y1 in blocks:
+        for top in range(y0, y1, 24):  # 16-px lines, 8-px leading: one block of ink to the snap
+            draw.rectangle((x0, top, x1 - 1, min(top + 16, y1) - 1), fill=(fill, fill, fill))
+    return page
+
+
+def test_snap_moves_each_edge_to_the_ink_the_box_holds():
+    page = _page_with_blocks((200, 300, 600, 448))
+    truth = (200 - PAD, 300 - PAD, 600 + PAD, 448 + PAD)
+    for off in ((12, -10, -9, 14), (-20, 15, 18, -12), (0, 0, 0, 0)):
+        box = tuple(t + d for t, d in zip(truth, off))
+        assert snap_to_ink(page, box) == truth, off
+
+
+def test_snap_keeps_a_neighbouring_block_across_a_blank_band_out():
+    # A second block 40 px below and one 60 px to the right: the box reaches 10 px into each.
+    page = _page_with_blocks((200, 300, 600, 448), (200, 480, 600, 600), (660, 300, 900, 448))
+    box = (195, 296, 670, 490)
+    assert snap_to_ink(page, box) == (200 - PAD, 300 - PAD, 600 + PAD, 448 + PAD)
+
+
+def test_snap_counts_a_light_panel_as_ink_and_leaves_a_blank_or_straying_box_alone():
+    page = _page_with_blocks((200, 300, 600, 448), fill=225)  # a light grey panel, 30 levels under paper
+    assert snap_to_ink(page, (190, 290, 610, 445)) == (200 - PAD, 300 - PAD, 600 + PAD, 448 + PAD)
+    blank = Image.new("RGB", (1240, 1754), "white")
+    assert snap_to_ink(blank, (100, 100, 300, 200)) == (100, 100, 300, 200)
+    # The box holds a sliver of a large block's corner: the block is not inside, so nothing is kept.
+    big = _page_with_blocks((100, 100, 1100, 900))
+    assert snap_to_ink(big, (1080, 880, 1200, 1000)) == (1080, 880, 1200, 1000)
+
+
+def test_snap_scales_with_the_page_and_detect_regions_can_skip_it(detector):
+    page = _page_with_blocks((200, 300, 600, 448)).resize((620, 877))  # half scale: pad 4 px (3.5 rounded)
+    x0, y0, x1, y1 = snap_to_ink(page, (95, 145, 305, 225))
+    assert (x0, y0, x1, y1) == (100 - 4, 150 - 4, 300 + 4, 224 + 4)
+    model, processor = detector
+    [raw] = detect_regions(model, processor, [page], threshold=0.0, snap=False)
+    [snapped] = detect_regions(model, processor, [page], threshold=0.0)
+    assert raw.scores == snapped.scores and raw.missing == snapped.missing
+    assert snapped.boxes == {r: snap_to_ink(page, b) for r, b in raw.boxes.items()}

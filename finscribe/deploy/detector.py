@@ -88,10 +88,11 @@ class PageDetector:
     threshold: float = 0.3
     margin: int = DEFAULT_MARGIN
     batch_size: int = 8
+    snap: bool = True
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_LAYOUT_MODEL, *, device: str | None = "cpu", threshold: float = 0.3,
-             margin: int = DEFAULT_MARGIN, batch_size: int = 8) -> PageDetector:
+             margin: int = DEFAULT_MARGIN, batch_size: int = 8, snap: bool = True) -> PageDetector:
         """A detector folder (`finscribe train-layout`); a bad one is a DetectionError naming it."""
         if not 0.0 <= threshold <= 1.0:
             raise DetectionError(f"--detect-threshold must be between 0 and 1, got {threshold}")
@@ -103,7 +104,7 @@ class PageDetector:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, processor = load_detector(path, device=device)
         # Named by folder only: responses never carry server paths.
-        return cls(model, processor, Path(path).name, threshold, margin, max(1, batch_size))
+        return cls(model, processor, Path(path).name, threshold, margin, max(1, batch_size), snap)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -111,7 +112,7 @@ class PageDetector:
         return input_size(self.processor)
 
     def info(self) -> dict[str, Any]:
-        return {"layout_model": self.name, "detect_threshold": self.threshold, "margin": self.margin,
+        return {"layout_model": self.name, "detect_threshold": self.threshold, "margin": self.margin, "snap": self.snap,
                 "detector_input": list(self.input_size)}
 
     def split(self, pages: list[PendingPage]) -> list[tuple[list[Crop], dict[str, Any]]]:
@@ -121,7 +122,7 @@ class PageDetector:
         in page pixels. A crop that cannot be read (a side under MIN_READABLE_SIDE after widening)
         is not extracted: its region is listed as missing, like one not found."""
         found = detect_regions(self.model, self.processor, [p.detect_image for p in pages],
-                               threshold=self.threshold, batch_size=self.batch_size)
+                               threshold=self.threshold, batch_size=self.batch_size, snap=self.snap)
         results = []
         for pending, regions in zip(pages, found, strict=True):
             (width, height), small, kept = pending.size, pending.detect_image.size, pending.page.size

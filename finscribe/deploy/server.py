@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None, prog: str = "finscribe serve") -> int:
     detector = None
     if config.layout_model.lower() != "none":
         detector = PageDetector.load(config.layout_model, device=config.generation.device, threshold=config.detect_threshold,
-                                     margin=config.margin, batch_size=config.generation.batch_size)
+                                     margin=config.margin, batch_size=config.generation.batch_size, snap=config.snap)
     if config.generation.engine != "transformers":  # generation on a vLLM server (finscribe.engine_vllm)
         from finscribe.deploy.service_vllm import VLLMService
 

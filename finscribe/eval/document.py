@@ -142,7 +142,7 @@ def detect_document(image: str | Path, detector: DetectorArgs, boxes: Path | Non
     if boxes is not None:
         return read_boxes(boxes, [page.size for page in pages], image)
     model, processor = load_detector(detector.layout_model)
-    return detect_regions(model, processor, pages)
+    return detect_regions(model, processor, pages, snap=detector.snap)
 
 
 def _read_page_regions(model: Any, processor: Any, pages: list[Any], found: list[PageRegions], margin: int,

@@ -15,18 +15,10 @@ import io
 from collections.abc import Mapping, Sequence
 
 from finscribe.data.schema import REGIONS
-from finscribe.detection import PageRegions, detect_all, regions_of, widen_box
+from finscribe.detection import PageRegions, detect_all, iou, regions_of, widen_box
 
 HIT_IOU = 0.85
 Box = Sequence[float]
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def box_scores(truths: Sequence[Mapping[str, Box]], found: Sequence[PageRegions], hit_iou: float = HIT_IOU) -> dict:

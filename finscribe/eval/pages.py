@@ -118,7 +118,7 @@ def load_pages(selection: RecordSelection) -> tuple[list[Page], list[str]]:
 
 
 def detect_pages(images: Sequence[Path], layout_model: str | Path, *, show_progress: bool = True,
-                 batch_size: int = 8) -> list[PageRegions]:
+                 batch_size: int = 8, snap: bool = True) -> list[PageRegions]:
     """The detector's regions of every page file (the detector runs on the CPU: it is small next
     to the reader, and the reader keeps the accelerator)."""
     model, processor = load_detector(layout_model)
@@ -128,7 +128,7 @@ def detect_pages(images: Sequence[Path], layout_model: str | Path, *, show_progr
         for path in images[start:start + batch_size]:
             with Image.open(path) as page:
                 batch.append(page.convert("RGB"))
-        found += detect_regions(model, processor, batch)
+        found += detect_regions(model, processor, batch, snap=snap)
     return found
 
 
@@ -222,7 +222,8 @@ def _setup(config: Any, show_progress: bool) -> tuple[Path, list[Page], list[str
     out = ensure_output_dir(config.output_dir)
     pages, held_out = load_pages(config.records)
     held_out = list(config.held_out_layouts) or held_out
-    boxes = {DETECTED: detect_pages([p.image for p in pages], config.detector.layout_model, show_progress=show_progress)}
+    boxes = {DETECTED: detect_pages([p.image for p in pages], config.detector.layout_model, show_progress=show_progress,
+                                        snap=config.detector.snap)}
     if config.oracle:
         boxes[ORACLE] = [p.oracle() for p in pages]
     save_config(config, out)

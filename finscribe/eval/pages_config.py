@@ -20,6 +20,8 @@ class DetectorArgs:
                                           "committed tiny detector) that finds the five regions on a page")
     margin: int = arg(PAGE_MARGIN, "page pixels each region's box is widened by on every side before it is cropped, "
                                    "so that text on a box's edge is not cut")
+    snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
+                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
 
     def __post_init__(self) -> None:
         if self.margin < 0:
