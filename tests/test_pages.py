@@ -141,9 +141,6 @@ def test_evaluate_pages_picks_regions_and_needs_a_manifest(manifest, tiny_model_
     assert report["pages"] == 2 and report["regions"] == ["totals_section"] and "oracle" not in report
     rows = _rows(tmp_path / "e" / "detected" / "predictions.jsonl")
     assert all(set(json.loads(r["target"])) == {"totals_section"} for r in rows)  # scored on the regions read
-    vllm = dataclasses.replace(generation, engine="vllm")
-    with pytest.raises(ConfigError, match="--pages reads every page's region crops with the model in this process"):
-        evaluate(dataclasses.replace(config, generation=vllm), show_progress=False)
     with pytest.raises(ConfigError, match="--blank-images is a control on crops"):
         evaluate(dataclasses.replace(config, blank_images=True), show_progress=False)
     jsonl = tmp_path / "records.jsonl"

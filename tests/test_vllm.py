@@ -65,9 +65,10 @@ def fine_tuned(invoices, tmp_path_factory):
     return str(model), data
 
 
-def test_evaluate_and_mine_with_vllm_read_held_out_crops_exactly_as_transformers(fine_tuned, tmp_path):
+def test_evaluate_and_mine_with_vllm_read_held_out_crops_exactly_as_transformers(fine_tuned, invoices, tmp_path):
     """Greedy float32 on both engines: the same text on 55 held-out crops, so the same scores; and
-    `mine` finds the same errors. vLLM at --engine-url (a server started as FinScribe starts one)."""
+    `mine` finds the same errors; and `evaluate --pages` reads the same regions of whole pages (detected
+    and true boxes). vLLM at --engine-url (a server started as FinScribe starts one)."""
     model, data = fine_tuned
     selection = RecordSelection(data=data, split="test")
     with VLLMServer(model, device="cpu", log_path=tmp_path / "vllm.log") as server:
@@ -81,6 +82,12 @@ def test_evaluate_and_mine_with_vllm_read_held_out_crops_exactly_as_transformers
             mined = mine(MineConfig(generation=generation, records=dataclasses.replace(selection, limit=20),
                                     output_dir=tmp_path / f"mined_{engine}"))
             runs[engine + "_mined"] = {k: mined[k] for k in ("samples", "errors", "by_type", "field_errors_by_type")}
+            pages = RecordSelection(data=invoices, split="all", regions=("totals_section",), limit=6)
+            evaluate(EvaluateConfig(generation=generation, records=pages, pages=True, output_dir=tmp_path / f"pages_{engine}",
+                                    resamples=10), show_progress=False)
+            runs[engine + "_pages"] = {boxes: [json.loads(line) for line in
+                                               (tmp_path / f"pages_{engine}" / boxes / "region_predictions.jsonl").read_text().splitlines()]
+                                       for boxes in ("detected", "oracle")}
     hf, vllm = runs["transformers"], runs["vllm"]
     assert len(hf) == len(vllm) >= 50
     assert [r.keys() for r in vllm] == [r.keys() for r in hf]  # the same row format, scored the same way
@@ -94,6 +101,10 @@ def test_evaluate_and_mine_with_vllm_read_held_out_crops_exactly_as_transformers
     report = {e: json.loads((tmp_path / e / "report.json").read_text()) for e in ("transformers", "vllm")}
     assert report["vllm"]["overall"] == report["transformers"]["overall"]
     assert runs["vllm_mined"] == runs["transformers_mined"] and runs["vllm_mined"]["samples"] == 20
+    for boxes in ("detected", "oracle"):
+        hf_regions, vllm_regions = runs["transformers_pages"][boxes], runs["vllm_pages"][boxes]
+        assert len(hf_regions) == len(vllm_regions) == 6
+        assert [r["raw_text"] for r in vllm_regions] == [r["raw_text"] for r in hf_regions], boxes
 
 
 # ----------------------------------------------------------------------------- serve --engine vllm

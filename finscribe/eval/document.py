@@ -42,7 +42,7 @@ from finscribe.data.schema import (
 )
 from finscribe.detection import PageRegions, clamp_box, detect_regions, load_detector
 from finscribe.eval.document_config import DocumentCompareConfig, DocumentEvalConfig  # noqa: F401  (the stage's config, torch-free)
-from finscribe.eval.pages import page_prediction, read_pages
+from finscribe.eval.pages import in_process, page_prediction, read_pages
 from finscribe.eval.pages_config import PAGE_MARGIN, DetectorArgs
 from finscribe.eval.report import EvaluationError
 from finscribe.eval.scoring import METRICS, metrics, score_record
@@ -148,7 +148,8 @@ def detect_document(image: str | Path, detector: DetectorArgs, boxes: Path | Non
 def _read_page_regions(model: Any, processor: Any, pages: list[Any], found: list[PageRegions], margin: int,
                        generation: GenerationArgs) -> tuple[list[Prediction], list[dict[str, Any]]]:
     """(one merged Prediction per page, per page its boxes, scores, missing regions and region outputs)."""
-    read = read_pages(model, processor, pages, found, generation, margin=margin, show_progress=False)
+    read = read_pages(in_process(model, processor, generation), pages, found, margin=margin,
+                      batch_size=generation.batch_size, show_progress=False)
     per_page = [page_prediction(regions, found[n].missing) for n, regions in enumerate(read)]
     detail = [{"page": n, **found[n - 1].to_json(), "predictions": {r: p.to_dict() for r, p in regions.items()}}
               for n, regions in enumerate(read, start=1)]

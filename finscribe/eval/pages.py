@@ -33,7 +33,7 @@ import dataclasses
 import gc
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ from finscribe.eval.scoring import METRICS, metrics, paired_deltas, score_record
 from finscribe.eval.validation import passes_validation
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import GenerationArgs, Prediction, predict_records
+
+Predict = Callable[[list[dict[str, Any]]], list[Prediction]]  # records ({image, region}) → one Prediction each
 
 DETECTED, ORACLE = "detected", "oracle"
 # The figures whose detected-minus-oracle difference is the cost of detection.
@@ -132,14 +134,15 @@ def detect_pages(images: Sequence[Path], layout_model: str | Path, *, show_progr
     return found
 
 
-def read_pages(model: Any, processor: Any, images: Sequence[Any], found: Sequence[PageRegions],
-               generation: GenerationArgs, *, regions: Sequence[str] = REGIONS, margin: int,
+def read_pages(predict: Predict, images: Sequence[Any], found: Sequence[PageRegions], *,
+               regions: Sequence[str] = REGIONS, margin: int, batch_size: int = 16,
                show_progress: bool = True) -> list[dict[str, Prediction]]:
     """Per page (a file or PIL image), `{region: Prediction}` of each of `regions` found on it:
     its crop (`detection.crop_regions`, widened by `margin`) read with its region's prompt.
     Pages go in chunks so that only a few pages' crops are held at once; in a chunk the crops of
-    one region are batched together (`predict_records`)."""
-    chunk = max(16, generation.batch_size)
+    one region are batched together. `predict`: records → Predictions (`in_process`, or a vLLM
+    engine's `predict_records`)."""
+    chunk = max(16, batch_size)
     out: list[dict[str, Prediction]] = []
     with tqdm(total=len(images), desc="read regions", unit="page", disable=not show_progress) as bar:
         for start in range(0, len(images), chunk):
@@ -151,8 +154,7 @@ def read_pages(model: Any, processor: Any, images: Sequence[Any], found: Sequenc
                     with Image.open(image) as page:
                         cut = crop_regions(page.convert("RGB"), found[start + n], margin)
                 crops += [(n, region, crop) for region, crop in cut.items() if region in regions]
-            predictions = predict_records(model, processor, [{"image": c, "region": r} for _, r, c in crops],
-                                          generation, show_progress=False, accept=passes_validation)
+            predictions = predict([{"image": c, "region": r} for _, r, c in crops])
             part: list[dict[str, Prediction]] = [{} for _ in images[start:start + chunk]]
             for (n, region, _), prediction in zip(crops, predictions):
                 part[n][region] = prediction
@@ -198,18 +200,34 @@ def score_pages(pages: Sequence[Page], found: Sequence[PageRegions], predictions
     return page_rows, region_rows
 
 
+def in_process(model: Any, processor: Any, generation: GenerationArgs) -> Predict:
+    """Records → Predictions with a model loaded in this process (validated beams when asked)."""
+    return lambda records: predict_records(model, processor, records, generation, show_progress=False,
+                                           accept=passes_validation)
+
+
 def run_pages(generation: GenerationArgs, pages: Sequence[Page], boxes: dict[str, Sequence[PageRegions]],
               regions: Sequence[str], margin: int, *, show_progress: bool = True) -> dict[str, tuple[list, list, float]]:
-    """Load `generation.model` once and read and score every page at each set of `boxes`
-    ({name: one PageRegions per page}): {name: (page rows, region rows, seconds of reading)}."""
+    """Load `generation.model` once (or open its vLLM engine, `--engine vllm`) and read and score
+    every page at each set of `boxes` ({name: one PageRegions per page}): {name: (page rows, region
+    rows, seconds of reading)}."""
+    def read_all(predict: Predict) -> dict[str, tuple[list, list, float]]:
+        runs = {}
+        for name, found in boxes.items():
+            start = time.perf_counter()
+            read = read_pages(predict, [p.image for p in pages], found, regions=regions, margin=margin,
+                              batch_size=generation.batch_size, show_progress=show_progress)
+            wall = time.perf_counter() - start
+            runs[name] = (*score_pages(pages, found, read, regions), wall)
+        return runs
+
+    if generation.engine != "transformers":
+        from finscribe.engine_vllm import open_engine  # httpx only; vLLM itself runs in its own environment
+
+        with open_engine(generation) as engine:
+            return read_all(lambda records: engine.predict_records(records, generation, show_progress=False))
     model, processor = generation.load()
-    runs = {}
-    for name, found in boxes.items():
-        start = time.perf_counter()
-        read = read_pages(model, processor, [p.image for p in pages], found, generation, regions=regions,
-                          margin=margin, show_progress=show_progress)
-        wall = time.perf_counter() - start
-        runs[name] = (*score_pages(pages, found, read, regions), wall)
+    runs = read_all(in_process(model, processor, generation))
     del model, processor
     gc.collect()  # release the weights before the next model is loaded (compare)
     return runs
@@ -218,7 +236,6 @@ def run_pages(generation: GenerationArgs, pages: Sequence[Page], boxes: dict[str
 def _setup(config: Any, show_progress: bool) -> tuple[Path, list[Page], list[str], list[str], dict[str, list[PageRegions]], dict]:
     """What evaluate and compare --pages share: (output folder, pages, held-out layouts, regions,
     {"detected": boxes, "oracle": true boxes}, the report's common head); boxes.jsonl written."""
-    _check_engine(config.generation)
     out = ensure_output_dir(config.output_dir)
     pages, held_out = load_pages(config.records)
     held_out = list(config.held_out_layouts) or held_out
@@ -270,13 +287,6 @@ def _write_run(folder: Path, report: dict[str, Any], page_rows: list[dict], regi
         charts.field_accuracy_chart(report["per_field"], folder / "field_accuracy.png")
         charts.error_breakdown_chart(report["error_breakdown"], report["violations"], folder / "error_breakdown.png")
         write_text_atomic(folder / "report.md", report_markdown(report))
-
-
-def _check_engine(generation: GenerationArgs) -> None:
-    """--pages reads the crops in this process; say so before the detector runs, not after it."""
-    if generation.engine != "transformers":
-        raise ConfigError("--pages reads every page's region crops with the model in this process: drop "
-                          "--engine/--engine-url (vLLM serves evaluate and compare on crops, and serve on pages)")
 
 
 def _boxes_lines(pages: Sequence[Page], found: Sequence[PageRegions]) -> list[dict[str, Any]]:
