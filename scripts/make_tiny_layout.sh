@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Make the committed tiny region detector (finscribe/assets/tiny_layout) from synthetic pages, the
-# way it was made (2026-12-04: ~80 min on a loaded 2-core machine, one torch thread):
-#   1. 1,400 synthetic pages (seed 1001): 60 % drawn by the layout composer, 30 % degraded; the
-#      layout `minimal` and the composed family `composed_banner` are held out (test split only);
-#   2. phase 1: 900 steps from random weights; phase 2: 1,300 more from phase 1; phase 3: 1,200
-#      more from phase 2; phase 4: 1,000 more from phase 3; phase 5: 1,000 more from phase 4 (each a fresh warm-up + cosine) — the `finscribe train-layout` runs
-#      below, each resumable (--resume-from-checkpoint latest);
+# way it was made (2026-12-04: ~150 min on a loaded 2-core machine, one torch thread):
+#   1. 1,400 synthetic pages (seed 1001) and 2,000 more (seed 1002): 60 % drawn by the layout
+#      composer, 30 % degraded; the layout `minimal` and the composed family `composed_banner` are
+#      held out (test split only);
+#   2. phase 1: 900 steps from random weights; phases 2-6: 1,300, 1,200, 1,000, 1,000 and 1,500
+#      more on the first 1,400 pages; phase 7: 2,000 more on all the pages. Each phase starts from
+#      the one before (--init-from) with a fresh warm-up + cosine; each is resumable
+#      (--resume-from-checkpoint latest);
 #   3. benchmarks/layout.py on 200 fresh pages (seed 990001) writes the held-out figures into the card.
 #     bash scripts/make_tiny_layout.sh [WORK_DIR]      (default data/layout; nothing there is committed)
 set -euo pipefail
@@ -13,13 +15,15 @@ cd "$(dirname "$0")/.."
 work=${1:-data/layout}
 fs=.venv/bin/finscribe
 nice -n 10 $fs generate --num-samples 1400 --output-dir "$work/pages" --seed 1001 --composed-share 0.6 --degrade 0.3
-common=(--data "$work/pages/training_manifest.json" --batch-size 4 --eval-limit 40 --save-steps 100 --save-total-limit 2)
+nice -n 10 $fs generate --num-samples 2000 --output-dir "$work/pages2" --seed 1002 --composed-share 0.6 --degrade 0.3
+common=(--batch-size 4 --eval-limit 40 --save-steps 100 --save-total-limit 2)
+data=(--data "$work/pages/training_manifest.json")
 resume() { [ -d "$1" ] && ls -d "$1"/checkpoint-* >/dev/null 2>&1 && echo "--resume-from-checkpoint latest" || true; }
-[ -f "$work/phase1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase1" --max-steps 900 \
+[ -f "$work/phase1/model.safetensors" ] || nice -n 10 $fs train-layout "${data[@]}" "${common[@]}" --output-dir "$work/phase1" --max-steps 900 \
     --eval-steps 300 --seed 0 $(resume "$work/phase1")
 # Each later phase starts from the one before with a fresh warm-up + cosine (--init-from).
 phase() {  # phase N STEPS EVAL_STEPS [SEED, default N-1]
-  [ -f "$work/phase$1/model.safetensors" ] || nice -n 10 $fs train-layout "${common[@]}" --output-dir "$work/phase$1" \
+  [ -f "$work/phase$1/model.safetensors" ] || nice -n 10 $fs train-layout "${data[@]}" "${common[@]}" --output-dir "$work/phase$1" \
       --init-from "$work/phase$(($1 - 1))" --max-steps "$2" --warmup-steps 50 --eval-steps "$3" --seed "${4:-$(($1 - 1))}" \
       $(resume "$work/phase$1")
 }
@@ -27,7 +31,10 @@ phase 2 1300 650
 phase 3 1200 600
 phase 4 1000 500
 phase 5 1000 500 5
-last=phase5
+phase 6 1500 750 6
+data+=("$work/pages2/training_manifest.json")  # from phase 7 on: 2,000 more pages (seed 1002)
+phase 7 2000 1000 7
+last=phase7
 asset=finscribe/assets/tiny_layout
 rm -rf "$asset" && mkdir -p "$asset"
 for f in config.json model.safetensors preprocessor_config.json train_layout_config.json training_data.json val_metrics.json metrics.jsonl loss_curve.png; do

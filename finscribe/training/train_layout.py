@@ -285,11 +285,15 @@ def write_layout_card(folder: Path, held_out: dict[str, Any] | None = None) -> P
         lines += [f"| {k} | {v:.3f} |" for k, v in val.items() if isinstance(v, (int, float))]
         lines.append("")
     if held_out:
-        lines += ["## Held-out figures (`benchmarks/layout.py`)", "", held_out.get("markdown", json.dumps(held_out, indent=1)), ""]
+        snapped = str(held_out.get("config", {}).get("snap", True)) in ("True", "true")
+        how = ("Boxes as `finscribe.detection.detect_regions` answers them by default: each snapped to the ink it "
+               "holds (`snap_to_ink`)." if snapped else "The detector's own boxes (`--no-snap`).")
+        lines += ["## Held-out figures (`benchmarks/layout.py`)", "", how, "",
+                  held_out.get("markdown", json.dumps(held_out, indent=1)), ""]
     if folder.resolve() == DEFAULT_LAYOUT_MODEL:
-        lines += ["## How it was made", "", "`bash scripts/make_tiny_layout.sh` (one command): 1,400 synthetic pages "
-                  "(`finscribe generate --seed 1001 "
-                  "--composed-share 0.6 --degrade 0.3`; `minimal` and `composed_banner` held out), then `finscribe train-layout` in phases "
+        lines += ["## How it was made", "", "`bash scripts/make_tiny_layout.sh` (one command): synthetic pages "
+                  "(`finscribe generate`, seeds 1001-1002, 60 % drawn by the layout composer, 30 % degraded; "
+                  "`minimal` and `composed_banner` held out), then `finscribe train-layout` in phases "
                   "(900 steps from random weights, then each phase from the last; the script lists them), "
                   "then `benchmarks/layout.py` on 200 fresh pages writes the figures above. "
                   "The recipe above is the last phase's (its paths are where it ran).", ""]
