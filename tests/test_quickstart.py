@@ -80,6 +80,12 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
         assert len(rows) == 2 and all(row["split"] == "test" for row in rows)
         for key in ("field_accuracy", "exact_match", "validation_pass_rate"):
             assert pages[side][key] == pytest.approx(metric_value(rows, key)), (side, key)
+    # read with the run's validated beams; the document goals are the detected side's figures
+    assert pages["validated_beams"] == 4 == json.loads((out / "eval_pages" / "report.json").read_text())["beams"]
+    document = goals["document field accuracy, validated beams, detected boxes"]
+    assert document["measured"] == pytest.approx(pages["detected"]["field_accuracy"])
+    assert goals["pages with every field right, validated beams, detected boxes"]["measured"] == pytest.approx(
+        pages["detected"]["exact_match"])
     assert pages["detection_cost"] == pytest.approx(pages["detected"]["field_accuracy"] - pages["oracle"]["field_accuracy"])
     assert summary["reports"]["evaluation_pages"] == str(out / "eval_pages" / "report.md")
     assert "whole test pages (2 pages" in printed

@@ -91,8 +91,13 @@ def region_goals(table: dict[str, dict[str, Any]], pages: dict[str, Any] | None 
         if region in table:
             goals.append((f"{region} field accuracy", 0.80, table[region]["field_accuracy"]))
     if pages is not None:
-        goals.append(("document field accuracy, validated beams", 0.88, pages.get("field_accuracy_validated_beams")))
-        goals.append(("pages with every field right, validated beams", 0.50, pages.get("exact_match_validated_beams")))
+        # On page pixels (detected boxes, the product's path), and only when read with validated beams.
+        beams = pages.get("validated_beams", 1) > 1
+        detected = pages.get("detected", {})
+        goals.append(("document field accuracy, validated beams, detected boxes", 0.88,
+                      detected.get("field_accuracy") if beams else None))
+        goals.append(("pages with every field right, validated beams, detected boxes", 0.50,
+                      detected.get("exact_match") if beams else None))
     goals += [(f"{region} blank-image gap (points)", 0.55, entry["image_gap"]) for region, entry in table.items()]
     result = [{"goal": name, "target": target, "measured": value, "at_most": False,
                "met": None if value is None else value >= target} for name, target, value in goals]
