@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from transformers import RTDetrForObjectDetection
@@ -170,6 +171,19 @@ def test_snap_counts_a_light_panel_as_ink_and_leaves_a_blank_or_straying_box_alo
     # The box holds a sliver of a large block's corner: the block is not inside, so nothing is kept.
     big = _page_with_blocks((100, 100, 1100, 900))
     assert snap_to_ink(big, (1080, 880, 1200, 1000)) == (1080, 880, 1200, 1000)
+
+
+def test_snap_judges_ink_against_the_paper_around_it_under_a_shadow():
+    # A scan's shadow: the paper darkens from 255 to 185 across the block's window; the old rule
+    # (one paper level per window) read the shadowed paper as ink and grew the box to the search's end.
+    page = _page_with_blocks((200, 300, 600, 448))
+    pixels = np.asarray(page, dtype=np.float32)
+    shade = np.clip((np.arange(page.width) - 150) / 500, 0, 1) * 70
+    shaded = np.where(pixels > 128, pixels - shade[None, :, None], pixels)
+    page = Image.fromarray(shaded.astype(np.uint8))
+    truth = (200 - PAD, 300 - PAD, 600 + PAD, 448 + PAD)
+    for off in ((12, -10, -9, 14), (-20, 15, 18, -12)):
+        assert snap_to_ink(page, tuple(t + d for t, d in zip(truth, off))) == truth, off
 
 
 def test_snap_scales_with_the_page_and_detect_regions_can_skip_it(detector):
