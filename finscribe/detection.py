@@ -2,8 +2,10 @@
 
 A page goes in; at most one box per region comes out (the highest-scoring one above a threshold),
 in page pixels, the PIL crop convention, like the manifest's boxes. A region not found is listed
-in `missing`, never invented. Crops are widened by a small margin so that text on a box's edge is
-not cut:
+in `missing`, never invented. Each box is snapped to the ink it holds plus 7 px (`snap_to_ink`), as
+the generator's boxes are padded, so by default a crop is the box itself (`DEFAULT_MARGIN` 0): it
+looks like the crops a model is fine-tuned on (widening them by 12 px cost the quickstart's model
+12-14 points of field accuracy on whole pages, benchmarks/RESULTS.md). `margin` widens them:
 
     from finscribe.detection import load_detector, detect_regions, crop_regions
     model, processor = load_detector()                       # the committed tiny detector
@@ -33,7 +35,7 @@ from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
 
 DEFAULT_LAYOUT_MODEL = Path(__file__).resolve().parent / "assets" / "tiny_layout"
-DEFAULT_MARGIN = 12
+DEFAULT_MARGIN = 0  # see the module docstring: a crop is the snapped box, like the training crops
 # The detector's input (height, width): portrait like an invoice page; the tiny detector's size.
 DEFAULT_INPUT_SIZE = (512, 384)
 ID2LABEL = dict(enumerate(REGIONS))

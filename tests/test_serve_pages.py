@@ -148,10 +148,11 @@ def test_serve_options_and_the_default_layout_model():
     from finscribe.config import parse_config
     from finscribe.deploy.server_config import DEFAULT_LAYOUT_MODEL, ServeConfig
     from finscribe.detection import DEFAULT_LAYOUT_MODEL as DETECTION_DEFAULT
+    from finscribe.detection import DEFAULT_MARGIN
 
     assert DEFAULT_LAYOUT_MODEL == DETECTION_DEFAULT
     config = parse_config(ServeConfig, ["--model", "m"], "serve", "")
-    assert (config.layout_model, config.margin, config.detect_threshold) == (str(DETECTION_DEFAULT), 12, 0.3)
+    assert (config.layout_model, config.margin, config.detect_threshold) == (str(DETECTION_DEFAULT), DEFAULT_MARGIN, 0.3)
     config = parse_config(ServeConfig, ["--model", "m", "--layout-model", "det", "--margin", "4",
                                         "--detect-threshold", "0.5"], "serve", "")
     assert (config.layout_model, config.margin, config.detect_threshold) == ("det", 4, 0.5)
@@ -177,7 +178,7 @@ def server(strict):
 def test_the_model_endpoint_names_the_layout_model(server, tiny_detector_dir):
     info = server.get("/v1/model").json()
     assert info["layout_model"] == tiny_detector_dir.name and str(tiny_detector_dir) not in server.get("/v1/model").text
-    assert (info["detect_threshold"], info["margin"]) == (0.3, 12)
+    assert (info["detect_threshold"], info["margin"]) == (0.3, 0)
 
 
 def test_bad_pages_get_a_4xx_or_an_answer_with_no_regions(server, invoice):

@@ -1,6 +1,6 @@
 """Pages sent without boxes: held small, detected in the model thread, cut into region crops.
 
-    detector = PageDetector.load("finscribe/assets/tiny_layout", threshold=0.3, margin=12)
+    detector = PageDetector.load("finscribe/assets/tiny_layout", threshold=0.3, margin=0)
     pending = pending_page(page, "page 1", detector.input_size)   # in the decode thread
     [(crops, found)] = detector.split([pending])                     # in the model thread, batched
 
