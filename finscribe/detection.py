@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy.ndimage import maximum_filter
 from transformers import HGNetV2Config, RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProcessorPil
 
@@ -225,8 +225,10 @@ SNAP_PAD = 7        # padding around the ink, as the synthetic pages' true boxes
 SNAP_INK_DELTA = 20  # ink: this much darker than the paper (see _paper_level); light panels count
 SNAP_TILE = 8       # the paper's level is measured per tile of this side (its mean) ...
 SNAP_PAPER_TILES = 5  # ... and taken as the brightest of the 5×5 tiles around each pixel
+SNAP_PANEL_DELTA = 6  # a panel: rows/columns whose background is this much darker than the paper ...
+SNAP_PANEL_REACH = 12  # ... with both edges this close to the detected box's
 SNAP_KEEP = 0.3     # a block of ink stays if at least this share of it lies inside the detected box
-SNAP_MIN_AGREEMENT = 0.6  # a snapped box overlapping the detected one less than this (IoU) is not trusted
+SNAP_MIN_AGREEMENT = 0.8  # a snapped box overlapping the detected one less than this (IoU) is not trusted
 
 
 def _ink_runs(profile: np.ndarray, gap: int) -> list[tuple[int, int]]:
@@ -257,17 +259,47 @@ def _kept_span(runs: list[tuple[int, int]], low: int, high: int) -> tuple[int, i
     return (min(a for a, _ in kept), max(b for _, b in kept)) if kept else None
 
 
+def _panel(background: np.ndarray, low: int, high: int, reach: int) -> np.ndarray:
+    """Where this region's tinted panel lies along one axis of the window: `background` is the
+    grey level of each row (or column) that a tenth of its pixels are lighter than: text, which
+    leaves far more than a tenth of any row or column blank, does not move it; a panel is a stretch at least
+    SNAP_PANEL_DELTA darker than the window's brightest paper whose two edges both lie within
+    `reach` of the detected box's [low, high) (the detector learnt the panel's edges; a sidebar
+    or band behind several blocks ends elsewhere)."""
+    panel = background < background.max() - SNAP_PANEL_DELTA
+    region_panel = np.zeros_like(panel)
+    for start, end in _ink_runs(panel, 1):  # contiguous runs
+        if abs(start - low) <= reach and abs(end - high) <= reach:
+            region_panel[start:end] = True
+    return region_panel
+
+
+def _snapped_span(counts: np.ndarray, background: np.ndarray, low: int, high: int, gap: int, pad: int, reach: int) -> tuple[int, int] | None:
+    """The ink's extent along one axis, padded by `pad`, except at the edge of a panel, which is
+    where the region ends (the generator's box is the panel's)."""
+    panel = _panel(background, low, high, reach)
+    span = _kept_span(_ink_runs((counts >= 2) | panel, gap), low, high)
+    if span is None:
+        return None
+    start, end = span
+    return (start - (0 if panel[start] else pad), end + (0 if panel[end - 1] else pad))
+
+
 def snap_to_ink(page: Image.Image, box: Sequence[int]) -> tuple[int, int, int, int]:
     """`box` with each edge moved to the end of the ink it holds (plus padding): ink that the box
     cuts is taken in, blank margin is dropped, and a neighbouring block across a blank band stays
-    out. Unchanged when the box holds no ink or the result strays too far from it."""
+    out. A tinted panel counts as the region's ink; light text on a dark band is read as ink.
+    Unchanged when the box holds no ink or the result strays too far from it."""
     width, height = page.size
     scale = max(width, height) / SNAP_REFERENCE_SIDE
-    search, gap, pad = (max(1, round(v * scale)) for v in (SNAP_SEARCH, SNAP_GAP, SNAP_PAD))
+    search, gap, pad, reach = (max(1, round(v * scale)) for v in (SNAP_SEARCH, SNAP_GAP, SNAP_PAD, SNAP_PANEL_REACH))
     x0, y0, x1, y1 = (int(v) for v in box)
     wx0, wy0, wx1, wy1 = max(0, x0 - search), max(0, y0 - search), min(width, x1 + search), min(height, y1 + search)
     grey = page.crop((wx0, wy0, wx1, wy1)).convert("L")
     window = np.asarray(grey, dtype=np.int16)
+    if np.median(window) < 128:  # light text on a dark band: the text is the light
+        grey = ImageOps.invert(grey)
+        window = 255 - window
     paper = np.minimum(np.percentile(window, 75), _paper_level(grey, max(2, round(SNAP_TILE * scale))))
     ink = window < paper - SNAP_INK_DELTA
     bx0, by0, bx1, by1 = x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0
@@ -275,15 +307,17 @@ def snap_to_ink(page: Image.Image, box: Sequence[int]) -> tuple[int, int, int, i
     # Columns within the box's rows, then rows within those columns, twice: a neighbour beside
     # the box must not widen its rows, nor one above or below widen its columns.
     for _ in range(2):
-        columns = _kept_span(_ink_runs(ink[top:bottom].sum(axis=0) >= 2, gap), bx0, bx1)
+        band = window[top:max(bottom, top + 1)]
+        columns = _snapped_span(ink[top:bottom].sum(axis=0), np.percentile(band, 90, axis=0), bx0, bx1, gap, pad, reach)
         if columns is None:
             return tuple(box)
-        rows = _kept_span(_ink_runs(ink[:, columns[0]:columns[1]].sum(axis=1) >= 2, gap), by0, by1)
+        left, right = max(0, columns[0]), min(window.shape[1], columns[1])
+        inked = ink[:, min(left + pad, right - 1):max(right - pad, left + pad + 1)]  # the ink's columns, unpadded
+        rows = _snapped_span(inked.sum(axis=1), np.percentile(window[:, left:max(right, left + 1)], 90, axis=1), by0, by1, gap, pad, reach)
         if rows is None:
             return tuple(box)
-        top, bottom = rows
-    snapped = (max(0, wx0 + columns[0] - pad), max(0, wy0 + top - pad),
-               min(width, wx0 + columns[1] + pad), min(height, wy0 + bottom + pad))
+        top, bottom = max(0, rows[0] + pad), rows[1] - pad  # the ink's rows, unpadded
+    snapped = (max(0, wx0 + columns[0]), max(0, wy0 + rows[0]), min(width, wx0 + columns[1]), min(height, wy0 + rows[1]))
     return snapped if iou(snapped, box) >= SNAP_MIN_AGREEMENT else tuple(box)
 
 

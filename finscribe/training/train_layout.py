@@ -292,7 +292,7 @@ def write_layout_card(folder: Path, held_out: dict[str, Any] | None = None) -> P
                   held_out.get("markdown", json.dumps(held_out, indent=1)), ""]
     if folder.resolve() == DEFAULT_LAYOUT_MODEL:
         lines += ["## How it was made", "", "`bash scripts/make_tiny_layout.sh` (one command): synthetic pages "
-                  "(`finscribe generate`, seeds 1001-1004, 60-70 % drawn by the layout composer, 30-35 % degraded; "
+                  "(`finscribe generate`, seeds 1001-1005, 60-70 % drawn by the layout composer, 30-35 % degraded; "
                   "`minimal` and `composed_banner` held out), then `finscribe train-layout` in phases "
                   "(900 steps from random weights, then each phase from the last; the script lists them), "
                   "then `benchmarks/layout.py` on 200 fresh pages writes the figures above. "
