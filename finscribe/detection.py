@@ -260,12 +260,11 @@ def _kept_span(runs: list[tuple[int, int]], low: int, high: int) -> tuple[int, i
 
 
 def _panel(background: np.ndarray, low: int, high: int, reach: int) -> np.ndarray:
-    """Where this region's tinted panel lies along one axis of the window: `background` is the
-    grey level of each row (or column) that a tenth of its pixels are lighter than: text, which
-    leaves far more than a tenth of any row or column blank, does not move it; a panel is a stretch at least
-    SNAP_PANEL_DELTA darker than the window's brightest paper whose two edges both lie within
-    `reach` of the detected box's [low, high) (the detector learnt the panel's edges; a sidebar
-    or band behind several blocks ends elsewhere)."""
+    """Where this region's tinted panel lies along one axis of the window. `background` is each
+    row's (or column's) 90th-percentile grey, which text leaves at the paper's or the panel's level.
+    A panel is a stretch at least SNAP_PANEL_DELTA darker than the window's brightest background
+    whose two edges both lie within `reach` of the detected box's [low, high): the detector learnt
+    the panel's edges, while a sidebar or band behind several blocks ends elsewhere."""
     panel = background < background.max() - SNAP_PANEL_DELTA
     region_panel = np.zeros_like(panel)
     for start, end in _ink_runs(panel, 1):  # contiguous runs
@@ -274,15 +273,17 @@ def _panel(background: np.ndarray, low: int, high: int, reach: int) -> np.ndarra
     return region_panel
 
 
-def _snapped_span(counts: np.ndarray, background: np.ndarray, low: int, high: int, gap: int, pad: int, reach: int) -> tuple[int, int] | None:
-    """The ink's extent along one axis, padded by `pad`, except at the edge of a panel, which is
-    where the region ends (the generator's box is the panel's)."""
+def _snapped_span(counts: np.ndarray, background: np.ndarray, low: int, high: int, gap: int, pad: int,
+                  reach: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Along one axis: the extent of the ink (and panel) kept for the box, and that extent padded
+    by `pad`, except at a panel's edge, which is where the region ends (the generator's box is the
+    panel's)."""
     panel = _panel(background, low, high, reach)
     span = _kept_span(_ink_runs((counts >= 2) | panel, gap), low, high)
     if span is None:
         return None
     start, end = span
-    return (start - (0 if panel[start] else pad), end + (0 if panel[end - 1] else pad))
+    return span, (start - (0 if panel[start] else pad), end + (0 if panel[end - 1] else pad))
 
 
 def snap_to_ink(page: Image.Image, box: Sequence[int]) -> tuple[int, int, int, int]:
@@ -307,16 +308,16 @@ def snap_to_ink(page: Image.Image, box: Sequence[int]) -> tuple[int, int, int, i
     # Columns within the box's rows, then rows within those columns, twice: a neighbour beside
     # the box must not widen its rows, nor one above or below widen its columns.
     for _ in range(2):
-        band = window[top:max(bottom, top + 1)]
-        columns = _snapped_span(ink[top:bottom].sum(axis=0), np.percentile(band, 90, axis=0), bx0, bx1, gap, pad, reach)
-        if columns is None:
+        found = _snapped_span(ink[top:bottom].sum(axis=0), np.percentile(window[top:bottom], 90, axis=0),
+                              bx0, bx1, gap, pad, reach)
+        if found is None:
             return tuple(box)
-        left, right = max(0, columns[0]), min(window.shape[1], columns[1])
-        inked = ink[:, min(left + pad, right - 1):max(right - pad, left + pad + 1)]  # the ink's columns, unpadded
-        rows = _snapped_span(inked.sum(axis=1), np.percentile(window[:, left:max(right, left + 1)], 90, axis=1), by0, by1, gap, pad, reach)
-        if rows is None:
+        (left, right), columns = found
+        found = _snapped_span(ink[:, left:right].sum(axis=1), np.percentile(window[:, left:right], 90, axis=1),
+                              by0, by1, gap, pad, reach)
+        if found is None:
             return tuple(box)
-        top, bottom = max(0, rows[0] + pad), rows[1] - pad  # the ink's rows, unpadded
+        (top, bottom), rows = found
     snapped = (max(0, wx0 + columns[0]), max(0, wy0 + rows[0]), min(width, wx0 + columns[1]), min(height, wy0 + rows[1]))
     return snapped if iou(snapped, box) >= SNAP_MIN_AGREEMENT else tuple(box)
 
