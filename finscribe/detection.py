@@ -25,14 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
-from scipy.ndimage import maximum_filter
+from PIL import Image
 from transformers import HGNetV2Config, RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProcessorPil
 
 from finscribe.data.schema import REGIONS
 from finscribe.errors import FinScribeError
+from finscribe.snap import snap_to_ink
 
 DEFAULT_LAYOUT_MODEL = Path(__file__).resolve().parent / "assets" / "tiny_layout"
 DEFAULT_MARGIN = 0  # see the module docstring: a crop is the snapped box, like the training crops
@@ -208,126 +207,6 @@ def detect_regions(model: RTDetrForObjectDetection, image_processor: RTDetrImage
         regions = [replace(r, boxes={name: snap_to_ink(page, box) for name, box in r.boxes.items()})
                    for page, r in zip(pages, regions)]
     return regions
-
-
-# ----------------------------------------------------------------------------- boxes → ink
-#
-# The detector sees the page at 384×512, so one of its pixels is ~3.4 page pixels (A4, 150 dpi)
-# and its edges land 3-7 px off at the median, 15-50 px at the 90th percentile (measured on 100
-# pages of seed 770001 with the committed detector). A region's box is its text plus a small
-# padding, and the text is on the page: each edge is moved to where the ink the box holds ends.
-# Constants are page pixels at SNAP_REFERENCE_SIDE (an A4 page's long side at 150 dpi), scaled to
-# the page; they were tuned on seed 770001 (benchmarks/layout.py tests on seed 990001).
-SNAP_REFERENCE_SIDE = 1754
-SNAP_SEARCH = 32    # how far outside the detected box ink is looked for
-SNAP_GAP = 14       # a blank band at least this wide separates two blocks (lines within one are closer)
-SNAP_PAD = 7        # padding around the ink, as the synthetic pages' true boxes have it
-SNAP_INK_DELTA = 20  # ink: this much darker than the paper (see _paper_level); light panels count
-SNAP_TILE = 8       # the paper's level is measured per tile of this side (its mean) ...
-SNAP_PAPER_TILES = 5  # ... and taken as the brightest of the 5×5 tiles around each pixel
-SNAP_PANEL_DELTA = 6  # a panel: rows/columns whose background is this much darker than the paper ...
-SNAP_PANEL_REACH = 12  # ... with both edges this close to the detected box's
-SNAP_KEEP = 0.3     # a block of ink stays if at least this share of it lies inside the detected box
-SNAP_MIN_AGREEMENT = 0.8  # a snapped box overlapping the detected one less than this (IoU) is not trusted
-
-
-def _ink_runs(profile: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """Runs [start, end) of True in `profile`, joined across blank stretches of at most `gap`."""
-    marked = np.flatnonzero(profile)
-    if marked.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(marked) > gap)
-    starts = np.r_[marked[0], marked[breaks + 1]]
-    ends = np.r_[marked[breaks], marked[-1]] + 1
-    return list(zip(starts.tolist(), ends.tolist()))
-
-
-def _paper_level(window: Image.Image, tile: int) -> np.ndarray:
-    """Per pixel of the greyscale `window`, the level of the paper around it: the brightest tile
-    mean within 2 tiles. A scan's shadow or uneven lighting darkens the paper across a window by
-    more than SNAP_INK_DELTA; judged against one level for the whole window, that paper reads as ink
-    and the box grows to the end of the search (64 % → 83 % of degraded test pages with every box
-    right, benchmarks/RESULTS.md)."""
-    means = np.asarray(window.reduce(tile), dtype=np.int16)  # PIL: the mean of each tile, in C
-    brightest = maximum_filter(means, size=SNAP_PAPER_TILES, mode="nearest")
-    return np.repeat(np.repeat(brightest, tile, axis=0), tile, axis=1)[:window.height, :window.width]
-
-
-def _kept_span(runs: list[tuple[int, int]], low: int, high: int) -> tuple[int, int] | None:
-    """The extent of the runs lying mostly inside [low, high) (at least SNAP_KEEP of each)."""
-    kept = [(a, b) for a, b in runs if min(b, high) - max(a, low) >= SNAP_KEEP * (b - a)]
-    return (min(a for a, _ in kept), max(b for _, b in kept)) if kept else None
-
-
-def _panel(background: np.ndarray, low: int, high: int, reach: int) -> np.ndarray:
-    """Where this region's tinted panel lies along one axis of the window. `background` is each
-    row's (or column's) 90th-percentile grey, which text leaves at the paper's or the panel's level.
-    A panel is a stretch at least SNAP_PANEL_DELTA darker than the window's brightest background
-    whose two edges both lie within `reach` of the detected box's [low, high): the detector learnt
-    the panel's edges, while a sidebar or band behind several blocks ends elsewhere."""
-    panel = background < background.max() - SNAP_PANEL_DELTA
-    region_panel = np.zeros_like(panel)
-    for start, end in _ink_runs(panel, 1):  # contiguous runs
-        if abs(start - low) <= reach and abs(end - high) <= reach:
-            region_panel[start:end] = True
-    return region_panel
-
-
-def _snapped_span(counts: np.ndarray, background: np.ndarray, low: int, high: int, gap: int, pad: int,
-                  reach: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """Along one axis: the extent of the ink (and panel) kept for the box, and that extent padded
-    by `pad`, except at a panel's edge, which is where the region ends (the generator's box is the
-    panel's)."""
-    panel = _panel(background, low, high, reach)
-    span = _kept_span(_ink_runs((counts >= 2) | panel, gap), low, high)
-    if span is None:
-        return None
-    start, end = span
-    return span, (start - (0 if panel[start] else pad), end + (0 if panel[end - 1] else pad))
-
-
-def snap_to_ink(page: Image.Image, box: Sequence[int]) -> tuple[int, int, int, int]:
-    """`box` with each edge moved to the end of the ink it holds (plus padding): ink that the box
-    cuts is taken in, blank margin is dropped, and a neighbouring block across a blank band stays
-    out. A tinted panel counts as the region's ink; light text on a dark band is read as ink.
-    Unchanged when the box holds no ink or the result strays too far from it."""
-    width, height = page.size
-    scale = max(width, height) / SNAP_REFERENCE_SIDE
-    search, gap, pad, reach = (max(1, round(v * scale)) for v in (SNAP_SEARCH, SNAP_GAP, SNAP_PAD, SNAP_PANEL_REACH))
-    x0, y0, x1, y1 = (int(v) for v in box)
-    wx0, wy0, wx1, wy1 = max(0, x0 - search), max(0, y0 - search), min(width, x1 + search), min(height, y1 + search)
-    grey = page.crop((wx0, wy0, wx1, wy1)).convert("L")
-    window = np.asarray(grey, dtype=np.int16)
-    if np.median(window) < 128:  # light text on a dark band: the text is the light
-        grey = ImageOps.invert(grey)
-        window = 255 - window
-    paper = np.minimum(np.percentile(window, 75), _paper_level(grey, max(2, round(SNAP_TILE * scale))))
-    ink = window < paper - SNAP_INK_DELTA
-    bx0, by0, bx1, by1 = x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0
-    top, bottom = by0, by1
-    # Columns within the box's rows, then rows within those columns, twice: a neighbour beside
-    # the box must not widen its rows, nor one above or below widen its columns.
-    for _ in range(2):
-        found = _snapped_span(ink[top:bottom].sum(axis=0), np.percentile(window[top:bottom], 90, axis=0),
-                              bx0, bx1, gap, pad, reach)
-        if found is None:
-            return tuple(box)
-        (left, right), columns = found
-        found = _snapped_span(ink[:, left:right].sum(axis=1), np.percentile(window[:, left:right], 90, axis=1),
-                              by0, by1, gap, pad, reach)
-        if found is None:
-            return tuple(box)
-        (top, bottom), rows = found
-    snapped = (max(0, wx0 + columns[0]), max(0, wy0 + rows[0]), min(width, wx0 + columns[1]), min(height, wy0 + rows[1]))
-    return snapped if iou(snapped, box) >= SNAP_MIN_AGREEMENT else tuple(box)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 # ----------------------------------------------------------------------------- boxes → crops

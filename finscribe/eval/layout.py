@@ -15,7 +15,8 @@ import io
 from collections.abc import Mapping, Sequence
 
 from finscribe.data.schema import REGIONS
-from finscribe.detection import PageRegions, detect_all, iou, regions_of, widen_box
+from finscribe.detection import PageRegions, detect_all, regions_of, widen_box
+from finscribe.snap import iou
 
 HIT_IOU = 0.85
 Box = Sequence[float]
