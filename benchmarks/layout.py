@@ -43,7 +43,7 @@ class LayoutBenchConfig:
     margin: int = arg(DEFAULT_MARGIN, "pixels a crop is widened by")
     threshold: float = arg(0.3, "detector score threshold")
     snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
-                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
+                                "(finscribe.snap.snap_to_ink); --no-snap keeps the detector's boxes")
     output: Path | None = arg(None, "write the figures here as JSON")
     write_card: bool = arg(False, "also write the held-out figures into the detector folder (held_out.json) and rebuild its README card")
 

@@ -24,7 +24,7 @@ class DetectConfig:
     threshold: float = arg(0.3, "lowest detector score a region's box may have; below it the region is reported missing")
     batch_size: int = arg(8, "pages per detector forward pass")
     snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
-                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
+                                "(finscribe.snap.snap_to_ink); --no-snap keeps the detector's boxes")
 
     def __post_init__(self):
         if self.margin < 0:

@@ -2,8 +2,8 @@
 
 A page goes in; at most one box per region comes out (the highest-scoring one above a threshold),
 in page pixels, the PIL crop convention, like the manifest's boxes. A region not found is listed
-in `missing`, never invented. Each box is snapped to the ink it holds plus 7 px (`snap_to_ink`), as
-the generator's boxes are padded, so by default a crop is the box itself (`DEFAULT_MARGIN` 0): it
+in `missing`, never invented. Each box is snapped to the ink it holds plus 7 px
+(`finscribe.snap.snap_to_ink`), as the generator's boxes are padded, so by default a crop is the box itself (`DEFAULT_MARGIN` 0): it
 looks like the crops a model is fine-tuned on (widening them by 12 px cost the quickstart's model
 12-14 points of field accuracy on whole pages, benchmarks/RESULTS.md). `margin` widens them:
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from finscribe.data.schema import REGIONS
 from finscribe.eval.scoring import metric_value
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 
@@ -117,3 +118,18 @@ def test_quickstart_recipe_learns_to_read_the_image(tmp_path):
     config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=300, eval_limit=40)
     summary = run_quickstart(config)
     assert summary["image_dependent_field_accuracy"] > 0.3, summary["overall"]
+
+
+@pytest.mark.slow
+def test_quickstart_recipe_on_every_region_reads_each_one_from_the_image(tmp_path):
+    """The same recipe on all five regions in one model: each region's field accuracy must need its
+    image (its blank-image gap is positive), and the table gets its TEDS figures."""
+    config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=400, eval_limit=100,
+                              regions=REGIONS, max_new_tokens=384, validated_beams=0, page_eval_limit=3)
+    summary = run_quickstart(config)
+    assert set(summary["per_region"]) == set(REGIONS)
+    for region, row in summary["per_region"].items():
+        assert row["records"] > 0 and row["image_gap"] > 0.0, (region, row)
+    table = summary["per_region"]["line_items_table"]
+    assert all(0.0 <= table[key] <= 1.0 for key in ("teds", "teds_structure", "row_exact_match")), table
+    assert summary["pages"]["per_region_field_accuracy"]["detected"].keys() == set(REGIONS)

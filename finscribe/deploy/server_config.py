@@ -41,7 +41,7 @@ class ServeConfig:
     detect_threshold: float = arg(0.3, "lowest detector score a region's box is kept at; below it the region is "
                                        "listed as missing")
     snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
-                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
+                                "(finscribe.snap.snap_to_ink); --no-snap keeps the detector's boxes")
     host: str = arg("127.0.0.1", "interface to listen on (0.0.0.0 exposes the service to the network)")
     port: int = arg(8000, "TCP port (0 = any free port)")
     max_upload_mb: float = arg(20.0, "largest accepted upload in MiB")

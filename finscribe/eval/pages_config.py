@@ -22,7 +22,7 @@ class DetectorArgs:
                                    "(default 0: a snapped box holds its ink plus 7 px, like the crops models are "
                                    "fine-tuned on; 12 px more cost 12-14 points of field accuracy)")
     snap: bool = arg(True, "move each detected box's edges to where the ink it holds ends "
-                                "(finscribe.detection.snap_to_ink); --no-snap keeps the detector's boxes")
+                                "(finscribe.snap.snap_to_ink); --no-snap keeps the detector's boxes")
 
     def __post_init__(self) -> None:
         if self.margin < 0:
