@@ -121,6 +121,7 @@ def test_quickstart_recipe_learns_to_read_the_image(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 400 steps on five regions: ~10 min on an idle 2-core machine, far more when loaded
 def test_quickstart_recipe_on_every_region_reads_each_one_from_the_image(tmp_path):
     """The same recipe on all five regions in one model: each region's field accuracy must need its
     image (its blank-image gap is positive), and the table gets its TEDS figures."""
