@@ -148,7 +148,8 @@ def _summary(result: dict[str, Any], report: dict[str, Any], out: Path, model_di
     # per region, recomputed from the prediction files (fields are per region: two `address` fields)
     per_region = region_table(read_rows(out / "eval" / "predictions.jsonl"),
                               blank_rows=read_rows(out / "compare" / "blank_images_predictions.jsonl"),
-                              beams_rows=read_rows(out / "eval_beams" / "predictions.jsonl") if beams_report else ())
+                              beams_rows=read_rows(out / "eval_beams" / "predictions.jsonl") if beams_report else (),
+                              token_cap=report.get("max_new_tokens"))
     per_field = {name: {"model": row["accuracy"], "model_blank_images": blank["per_field"].get(name, {}).get("accuracy"),
                         "model_validated_beams": beams["per_field"].get(name, {}).get("accuracy")}
                  for name, row in report["per_field"].items()}
@@ -158,7 +159,7 @@ def _summary(result: dict[str, Any], report: dict[str, Any], out: Path, model_di
         "base": result["base"], "model": model_dir, "test_records": result["records"],
         "overall": overall,
         "validated_beams": beams_report["beams"] if beams_report else None,
-        "per_region": per_region,
+        "per_region": per_region, "max_new_tokens": report.get("max_new_tokens"),
         "goals": region_goals(per_region, seconds=timings.get("total")),
         "amount_digits_by_position": digits,
         "image_dependent_field_accuracy": _difference(overall["model"]["field_accuracy"],
@@ -257,6 +258,11 @@ def _summary_text(summary: dict[str, Any]) -> str:
             if region == "line_items_table" else ""
         lines.append(f"  {region:<18}{row['records']:>6}{_pct(row['field_accuracy']):>11}{_pct(row['blank_images']):>8}"
                      f"{_pct(row['image_gap']):>8}{_pct(row['validated_beams']):>8}{table}")
+    for region, row in summary["per_region"].items():
+        if row.get("stopped_at_cap"):
+            lines.append(f"  ! {region}: {row['stopped_at_cap']} of {row['records']} answers used all of --max-new-tokens "
+                         f"{summary.get('max_new_tokens')}: their JSON was cut short; raise --max-new-tokens "
+                         "(a line-items table's JSON runs to ~1,400 tokens)")
     lines += _pages_lines(summary.get("pages"))
     if summary["goals"]:
         lines += ["", "goals (issue 28, held-out test invoices; the figure beside each goal):"]

@@ -35,7 +35,8 @@ class QuickstartConfig:
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
     use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
     # evaluation
-    max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens)")
+    max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens, a line-items table's up "
+                                   "to ~1,400: raise it with --regions line_items_table)")
     eval_limit: int | None = arg(None, "evaluate only the first N test crops")
     eval_batch_size: int = arg(16, "crops per generation batch")
     page_eval_limit: int = arg(10, "held-out test pages read whole at the end, through the detector and at their true "

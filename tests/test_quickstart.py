@@ -126,7 +126,7 @@ def test_quickstart_recipe_on_every_region_reads_each_one_from_the_image(tmp_pat
     """The same recipe on all five regions in one model: each region's field accuracy must need its
     image (its blank-image gap is positive), and the table gets its TEDS figures."""
     config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=400, eval_limit=100,
-                              regions=REGIONS, max_new_tokens=384, validated_beams=0, page_eval_limit=3)
+                              regions=REGIONS, max_new_tokens=1400, validated_beams=0, page_eval_limit=3)
     summary = run_quickstart(config)
     assert set(summary["per_region"]) == set(REGIONS)
     for region, row in summary["per_region"].items():

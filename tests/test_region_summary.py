@@ -51,3 +51,13 @@ def test_fields_are_per_region_and_the_gap_is_greedy_minus_blank(tmp_path):
     pages = {g["goal"]: g for g in region_goals(table, pages={**greedy, "validated_beams": 4})}
     assert pages["document field accuracy, validated beams, detected boxes"]["measured"] == 0.95
     assert pages["pages with every field right, validated beams, detected boxes"]["met"] is True
+
+
+def test_answers_that_used_the_whole_token_cap_are_counted_per_region():
+    """A table whose JSON is longer than max_new_tokens is cut short and scores 0: the summary must
+    say so, or the figure reads as the model's."""
+    model = [_row("line_items_table", ITEMS, None), _row("line_items_table", ITEMS, ITEMS), _row("vendor_block", VENDOR, VENDOR)]
+    model[0]["new_tokens"] = 384
+    table = region_table(model, token_cap=384)
+    assert table["line_items_table"]["stopped_at_cap"] == 1 and table["vendor_block"]["stopped_at_cap"] == 0
+    assert region_table(model)["line_items_table"]["stopped_at_cap"] is None

@@ -45,8 +45,10 @@ def _gap(a: float | None, b: float | None) -> float | None:
 
 
 def region_table(model_rows: Sequence[dict[str, Any]], blank_rows: Sequence[dict[str, Any]] = (),
-                 beams_rows: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
-    """{region: figures} over the rows of each region (see the module docstring)."""
+                 beams_rows: Sequence[dict[str, Any]] = (), token_cap: int | None = None) -> dict[str, dict[str, Any]]:
+    """{region: figures} over the rows of each region (see the module docstring). With `token_cap`
+    (the run's max_new_tokens), `stopped_at_cap` counts the greedy answers that used all of it: their
+    JSON was most likely cut short, and their scores say more about the cap than the model."""
     blank, beams = _by_region(blank_rows), _by_region(beams_rows)
     table = {}
     for region, rows in sorted(_by_region(model_rows).items()):
@@ -58,6 +60,7 @@ def region_table(model_rows: Sequence[dict[str, Any]], blank_rows: Sequence[dict
             "image_gap": _gap(greedy["field_accuracy"], control),
             "validated_beams": beamed.get("field_accuracy"), "exact_match": greedy["exact_match"],
             "json_validity_rate": greedy["json_validity_rate"],
+            "stopped_at_cap": sum(row.get("new_tokens", 0) >= token_cap for row in rows) if token_cap else None,
             # within a region's table the region prefix of a field path says nothing
             "per_field": {name.removeprefix(f"{region}."): cell["accuracy"] for name, cell in per_field_accuracy(rows).items()},
         }
