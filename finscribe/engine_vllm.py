@@ -61,6 +61,8 @@ from finscribe.vllm_server import (  # noqa: F401  (the server side; re-exported
 
 # ----------------------------------------------------------------------------- the client
 
+KEEPALIVE_SECONDS = 2.0  # below the server's idle timeout (vLLM: 5 s), see VLLMEngine.__init__
+
 
 def _data_url(image: Any, name: str) -> str:
     buffer = io.BytesIO()
@@ -93,8 +95,13 @@ class VLLMEngine:
                  eos_token_ids: Sequence[int] | None = None, server: VLLMServer | None = None):
         self.url = url.rstrip("/").removesuffix("/v1")
         self.model, self.server = model, server  # `server`: started for this engine, stopped by close()
+        # vLLM's server drops a connection idle for 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), httpx's default
+        # expiry is also 5 s: a pooled connection reused at that instant is closed under the request
+        # (CI, 2026-12-05: "Server disconnected without sending a response" with the server alive).
+        # The pool lets connections go well before the server does.
         self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0),
-                                   limits=httpx.Limits(max_connections=max(concurrency, 1) + 4))
+                                   limits=httpx.Limits(max_connections=max(concurrency, 1) + 4,
+                                                       keepalive_expiry=KEEPALIVE_SECONDS))
         self.pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="finscribe-vllm")
         self.served = self._served_model()
         self.eos_token_ids = set(eos_token_ids) if eos_token_ids is not None else _eos_ids(model)
@@ -109,7 +116,13 @@ class VLLMEngine:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            response = self.client.request(method, self.url + path, json=body)
+            try:
+                response = self.client.request(method, self.url + path, json=body)
+            except httpx.RemoteProtocolError:
+                # Closed without an answer: a kept-alive connection the server (or a balancer in front
+                # of it, with its own idle timeout) dropped as it was reused. A greedy request has no
+                # side effects, so it is sent once more on a fresh connection; a dead server fails again.
+                response = self.client.request(method, self.url + path, json=body)
         except httpx.TimeoutException as err:
             raise EngineUnavailableError(f"the vLLM server at {self.url} did not answer in time ({type(err).__name__}); "
                                          "retry, or raise its capacity") from None

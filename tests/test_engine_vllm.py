@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -90,6 +92,56 @@ def test_a_missing_setup_says_how_to_set_it_up(tmp_path):
 def test_an_unreachable_engine_url_is_unavailable():
     with pytest.raises(EngineUnavailableError, match="unreachable.*retry once it is back"):
         VLLMEngine(f"http://127.0.0.1:{_free_port()}", "finscribe/assets/tiny_reader")
+
+
+class _DroppingServer(BaseHTTPRequestHandler):
+    """An OpenAI-style endpoint whose first `drops` POSTs are closed with no answer, as a server
+    closes a kept-alive connection the instant a client reuses it."""
+
+    protocol_version = "HTTP/1.1"
+    drops = 1
+    posts = 0
+
+    def _answer(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self._answer({"data": [{"id": "reader"}]})
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).posts += 1
+        if type(self).posts <= type(self).drops:
+            self.close_connection = True  # no status line: "Server disconnected without sending a response"
+            return
+        self._answer({"ok": type(self).posts})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("drops, answered", [(1, True), (2, False)])
+def test_a_connection_closed_without_an_answer_is_sent_once_more(drops, answered):
+    handler = type("Handler", (_DroppingServer,), {"drops": drops, "posts": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        engine = VLLMEngine(f"http://127.0.0.1:{server.server_port}", "reader", eos_token_ids=[2])
+        assert engine.client._transport._pool._keepalive_expiry < 5  # let go before vLLM's 5 s idle timeout
+        if answered:  # the dropped request went again on a fresh connection
+            assert engine._call("POST", "/v1/chat/completions", {"x": 1}) == {"ok": 2}
+        else:  # dropped twice: the server is treated as gone, with the way out
+            with pytest.raises(EngineUnavailableError, match="unreachable .*RemoteProtocolError.*retry once it is back"):
+                engine._call("POST", "/v1/chat/completions", {"x": 1})
+        assert handler.posts == 2
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_compare_refuses_one_url_for_two_models(tmp_path, records_jsonl):
