@@ -43,7 +43,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 4), round(centre + half, 4))
+    # at 0 or n successes the bound is the rate itself, up to rounding: clamped so 0 % never prints as -0.0
+    return (max(0.0, round(centre - half, 4)), min(1.0, round(centre + half, 4)))
 
 
 def run(config: ReaderLinesConfig) -> dict:

@@ -107,6 +107,7 @@ def test_wilson_interval_brackets_the_rate_and_narrows_with_n():
     assert low < 0.9 < high and high < 1.0
     assert wilson(50, 50)[1] == pytest.approx(1.0) and wilson(50, 50)[0] > 0.9
     assert wilson(450, 500)[1] - wilson(450, 500)[0] < high - low
+    assert str(wilson(0, 62)[0]) == "0.0" and wilson(62, 62)[1] == 1.0  # never -0.0 or above 1 at the ends
 
 
 def test_reader_lines_reads_held_out_totals_of_the_committed_reader(tmp_path):
