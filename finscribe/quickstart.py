@@ -88,7 +88,8 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         model_dir = str(train(train_config))
 
     generation = GenerationArgs(model=model_dir, batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens)
-    selection = RecordSelection(data=data, split="test", regions=tuple(config.regions), limit=config.eval_limit)
+    selection = RecordSelection(data=data, split="test", regions=tuple(config.regions),
+                                limit=config.eval_limit or None)
     common = dict(generation=generation, records=selection, held_out_layouts=tuple(config.held_out_layouts))
     with _step("evaluate fine-tuned", timings):
         report = evaluate(EvaluateConfig(output_dir=out / "eval", **common))

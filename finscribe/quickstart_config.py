@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finscribe.config import arg
+from finscribe.data.schema import REGIONS
 from finscribe.errors import ConfigError
 from finscribe.eval.pages_config import TINY_LAYOUT
 
@@ -26,7 +27,8 @@ class QuickstartConfig:
     degrade: float = arg(0.0, "share of pages with scan/photo degradation")
     locales: tuple[str, ...] = arg(("en_US",), "locales to draw invoices from")
     held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
-    regions: tuple[str, ...] = arg(("totals_section",), "regions to train and evaluate on")
+    regions: tuple[str, ...] = arg(REGIONS, "regions to train one model on and evaluate (default: all five; "
+                                            "--regions totals_section is the old 10-minute run)")
     # training
     max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~5.3 epochs of the default data; on the committed "
                                 "reader the learning curve levels off from ~750 steps, benchmarks/RESULTS.md)")
@@ -35,9 +37,11 @@ class QuickstartConfig:
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
     use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
     # evaluation
-    max_new_tokens: int = arg(128, "generation cap per crop (a totals JSON is ~70 tokens, a line-items table's up "
-                                   "to ~1,400: raise it with --regions line_items_table)")
-    eval_limit: int | None = arg(None, "evaluate only the first N test crops")
+    max_new_tokens: int = arg(1536, "generation cap per crop (a totals JSON is ~70 of the tiny reader's tokens, a "
+                                    "line-items table's 740 at the median and 1,312 at most over 20 test tables); "
+                                    "the summary counts the answers that used all of it")
+    eval_limit: int | None = arg(250, "evaluate only the first N test crops (the crops come invoice by invoice, so 250 "
+                                      "is 50 of each of the five regions); 0 = all")
     eval_batch_size: int = arg(16, "crops per generation batch")
     page_eval_limit: int = arg(10, "held-out test pages read whole at the end, through the detector and at their true "
                                    "boxes (eval_pages/: the cost of detection); 0 = skip that step")
@@ -52,6 +56,8 @@ class QuickstartConfig:
             raise ValueError("--max-steps and --batch-size must be >= 1")
         if self.validated_beams < 0:
             raise ValueError("--validated-beams must be >= 0")
+        if self.eval_limit is not None and self.eval_limit < 0:
+            raise ValueError("--eval-limit must be >= 0 (0 = every test crop)")
         if self.page_eval_limit < 0:
             raise ValueError("--page-eval-limit must be >= 0")
 

@@ -15,7 +15,7 @@ from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quicks
 def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, tiny_detector_dir):
     out = tmp_path / "qs"
     config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, max_steps=2, batch_size=2,
-                              max_new_tokens=8, eval_limit=4, eval_batch_size=4, page_eval_limit=2,
+                              max_new_tokens=8, eval_limit=10, eval_batch_size=4, page_eval_limit=2,
                               layout_model=tiny_detector_dir)
     summary = run_quickstart(config)
 
@@ -42,17 +42,21 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
         overall["model"]["field_accuracy"] - overall["model_blank_images"]["field_accuracy"])
     assert set(summary["per_field"]) == set(json.loads((out / "eval" / "report.json").read_text())["per_field"])
     assert summary["base"] == str(TINY_READER)  # the pretrained reader, before fine-tuning
-    assert summary["test_records"] == 4
+    assert summary["test_records"] == 10  # the default regions, all five, of the first two test invoices
     comparison = (out / "compare" / "comparison.md").read_text()
     assert "base" in comparison.lower() and "field accuracy" in comparison.lower()
     assert "model on blank images" in comparison
     # per region and goals: recomputed here from the prediction files, printed beside each goal
     eval_rows = [json.loads(line) for line in (out / "eval" / "predictions.jsonl").read_text().splitlines()]
-    region = summary["per_region"]["totals_section"]
-    assert region["field_accuracy"] == pytest.approx(metric_value(eval_rows, "field_accuracy"))
     blank_rows = [json.loads(line) for line in (out / "compare" / "blank_images_predictions.jsonl").read_text().splitlines()]
-    assert region["blank_images"] == pytest.approx(metric_value(blank_rows, "field_accuracy"))
-    assert region["image_gap"] == pytest.approx(region["field_accuracy"] - region["blank_images"])
+    assert set(summary["per_region"]) == set(REGIONS)
+    for name, row in summary["per_region"].items():
+        mine, blank = ([r for r in rows if r["region"] == name] for rows in (eval_rows, blank_rows))
+        assert row["records"] == len(mine) == 2, name
+        assert row["field_accuracy"] == pytest.approx(metric_value(mine, "field_accuracy")), name
+        assert row["blank_images"] == pytest.approx(metric_value(blank, "field_accuracy")), name
+        assert row["image_gap"] == pytest.approx(row["field_accuracy"] - row["blank_images"]), name
+    region = summary["per_region"]["totals_section"]
     assert set(region["per_field"]) <= {"subtotal", "discount", "tax_rate", "tax_amount", "total", "currency"}
     goals = {g["goal"]: g for g in summary["goals"]}
     assert goals["totals_section field accuracy"]["measured"] == pytest.approx(region["field_accuracy"])
@@ -71,7 +75,7 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
         assert summary["overall"]["model_validated_beams"][key] == pytest.approx(beams_report["overall"][key])
     assert region["validated_beams"] == pytest.approx(beams_report["per_region"]["totals_section"]["field_accuracy"])
     beam_rows = [json.loads(line) for line in (out / "eval_beams" / "predictions.jsonl").read_text().splitlines()]
-    assert len(beam_rows) == 4 and all(0 <= row["beam"] < 4 for row in beam_rows)
+    assert len(beam_rows) == 10 and all(0 <= row["beam"] < 4 for row in beam_rows)
     printed = capsys.readouterr().out
     # the page-level evaluation: whole test pages with detected and true boxes, figures from its files
     pages = summary["pages"]
@@ -94,7 +98,7 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
     assert "validated beams" in printed
     records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
-    assert {r["region"] for r in records} == {"totals_section"}
+    assert {r["region"] for r in records} == set(REGIONS)
     assert {r["split"] for r in records} >= {"train", "test"}
 
 
@@ -115,7 +119,8 @@ def test_quickstart_help_lists_the_model_option(capsys):
 def test_quickstart_recipe_learns_to_read_the_image(tmp_path):
     """The quickstart's recipe at reduced size: fine-tuning the reader must give accuracy that needs
     the image (fine-tuned minus the same model on blank images), positive and large."""
-    config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=300, eval_limit=40)
+    config = QuickstartConfig(output_dir=tmp_path / "qs", num_samples=200, workers=1, max_steps=300, eval_limit=40,
+                              regions=("totals_section",), max_new_tokens=128)
     summary = run_quickstart(config)
     assert summary["image_dependent_field_accuracy"] > 0.3, summary["overall"]
 

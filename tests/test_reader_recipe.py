@@ -88,6 +88,8 @@ def test_a_stopped_recipe_resumes_to_the_same_reader_and_keeps_one_checkpoint(tm
     assert json.loads((resumed / "processor_config.json").read_text())["image_processor"]["size"]["longest_edge"] == 250000
     phase2 = json.loads((tmp_path / "resumed" / "2_blocks" / "config.json").read_text())
     assert phase2["block_regions"] == ["vendor_block", "line_items_table"] and phase2["seed"] == 12
+    card = (resumed / "README.md").read_text()  # the reader says it is the recipe's, and how to make it again
+    assert "phase `2_blocks` of the recipe" in card and f"--recipe {tmp_path / 'resumed' / 'recipe.yaml'}" in card
     first = [json.loads(line) for line in (phase1 / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in first if "first_step_loss" in r] == [1, 2, 3]  # logged once each across the resume
 

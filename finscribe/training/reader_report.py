@@ -147,10 +147,18 @@ def reader_card(config: PretrainConfig, held_out: dict[str, Any]) -> str:
             f"{100 * r['rows'][str(k)]['exact']:.0f} % / {100 * r['rows'][str(k)]['cer']:.0f} %" if str(k) in r["rows"]
             else "" for k in range(width)) + " |"
         for region, r in block_regions.items() if "rows" in r)
-    phase = ("" if config.init_from is None else
-             f" This run continues an earlier reader: it started from the one then in {config.init_from} (weights and"
-             f" tokenizer; a copy is kept in {config.output_dir}/init) with the text RoPE base set to"
-             f" {config.rope_theta:g}.")
+    run = Path(config.output_dir)
+    if (run.parent / "recipe.yaml").is_file():  # a phase of `--recipe`: the whole curriculum is the way to remake it
+        phase = (f" It is phase `{run.name}` of the recipe saved as {run.parent / 'recipe.yaml'}, whose phases start"
+                 f" from random weights and each from the last one's reader; `finscribe pretrain-reader --recipe"
+                 f" {run.parent / 'recipe.yaml'} --output-dir DIR --export-dir DIR/reader` makes it again (every"
+                 f" phase's settings, metrics and curve are in {run.parent}/).")
+    elif config.init_from is not None:
+        phase = (f" This run continues an earlier reader: it started from the one then in {config.init_from} (weights and"
+                 f" tokenizer; a copy is kept in {config.output_dir}/init) with the text RoPE base set to"
+                 f" {config.rope_theta:g}.")
+    else:
+        phase = ""
     return f"""# FinScribe tiny reader (step {held_out['step']} of {config.max_steps})
 
 A tiny PaddleOCR-VL (`PaddleOCRVLForConditionalGeneration`, text {config.hidden_size}x{config.num_layers}, vision
