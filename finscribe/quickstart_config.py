@@ -30,8 +30,8 @@ class QuickstartConfig:
     regions: tuple[str, ...] = arg(REGIONS, "regions to train one model on and evaluate (default: all five; "
                                             "--regions totals_section is the old 10-minute run)")
     # training
-    max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~5.3 epochs of the default data; on the committed "
-                                "reader the learning curve levels off from ~750 steps, benchmarks/RESULTS.md)")
+    max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~1.1 epochs of the default data's 14,970 "
+                                "training crops of five regions; ~5.3 epochs with --regions totals_section)")
     batch_size: int = arg(16, "crops per optimizer step")
     learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
