@@ -263,7 +263,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
         if row.get("stopped_at_cap"):
             lines.append(f"  ! {region}: {row['stopped_at_cap']} of {row['records']} answers used all of --max-new-tokens "
                          f"{summary.get('max_new_tokens')}: their JSON was cut short; raise --max-new-tokens "
-                         "(a line-items table's JSON runs to ~1,400 tokens)")
+                         "(a line-items table's JSON runs to ~1,300 of the tiny reader's tokens)")
     lines += _pages_lines(summary.get("pages"))
     if summary["goals"]:
         lines += ["", "goals (issue 28, held-out test invoices; the figure beside each goal):"]

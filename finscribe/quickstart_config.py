@@ -28,7 +28,7 @@ class QuickstartConfig:
     locales: tuple[str, ...] = arg(("en_US",), "locales to draw invoices from")
     held_out_layouts: tuple[str, ...] = arg(("minimal",), "layouts kept out of training (test only)")
     regions: tuple[str, ...] = arg(REGIONS, "regions to train one model on and evaluate (default: all five; "
-                                            "--regions totals_section is the old 10-minute run)")
+                                            "--regions totals_section is the old one-region run, 10-16 minutes)")
     # training
     max_steps: int = arg(1000, "optimizer steps (1000 x 16 crops = ~1.1 epochs of the default data's 14,970 "
                                 "training crops of five regions; ~5.3 epochs with --regions totals_section)")
