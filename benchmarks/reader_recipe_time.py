@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--sample-steps {config.sample_steps}: give a multiple of 5, at least 10")
     import torch
 
+    from finscribe.errors import FinScribeError
     from finscribe.training.model import load_model
     from finscribe.training.pretrain_reader import eval_samples, init_model, pretrain
     from finscribe.training.pretrain_reader_config import PretrainConfig
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict = {"recipe": config.recipe, "sample_steps": config.sample_steps, "phases": []}
     with tempfile.TemporaryDirectory(prefix="recipe_time_") as work:
-        phases = load_recipe(PretrainConfig(recipe=Path(config.recipe), output_dir=Path(work)))
+        try:
+            phases = load_recipe(PretrainConfig(recipe=Path(config.recipe), output_dir=Path(work)))
+        except FinScribeError as error:
+            raise SystemExit(f"error: {error}") from None
         first = dataclasses.replace(phases[0].config, output_dir=Path(work) / "scratch", init_from=None)
         tic = time.perf_counter()
         init_model(first, Path(work) / "scratch" / "init")  # the random model and its tokenizer
