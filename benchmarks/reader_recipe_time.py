@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import tempfile
 import time
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             tic = time.perf_counter()
             evaluate_reading(model, processor, held_out)
             eval_seconds = time.perf_counter() - tic
-            evals = phase.config.max_steps // phase.config.eval_every + (phase.config.max_steps % phase.config.eval_every > 0)
+            evals = math.ceil(phase.config.max_steps / phase.config.eval_every)  # every eval_every steps and at the end
             phase_total = per_step * phase.config.max_steps + evals * eval_seconds
             total += phase_total
             row = {"phase": phase.name, "steps": phase.config.max_steps, "seconds_per_step": round(per_step, 3),

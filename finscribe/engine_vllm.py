@@ -15,7 +15,7 @@ tests/test_vllm.py). Constrained decoding sends the region's JSON schema
 `--structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}'` (set per
 request it is ignored, DESIGN §9), which `VLLMServer` does.
 
-The repetition guard runs on the returned token ids (`inference.LoopDetector`, step by step as
+The repetition guard runs on the returned token ids (`repetition.LoopDetector`, step by step as
 in `RepetitionGuard`), and a looping answer is cut where the transformers engine would have
 stopped it, decoded by the checkpoint's tokenizer here, so unconstrained outputs are the same. A
 constrained answer cut by the guard or the token cap is *closed through the grammar* here
@@ -47,8 +47,9 @@ from tqdm.auto import tqdm
 from finscribe.constrained import region_schema
 from finscribe.data.formatters import OCR_PROMPT, OutputParseError, parse_output, prompt_for
 from finscribe.generation_args import GenerationArgs
-from finscribe.inference import LoopDetector, Prediction
+from finscribe.inference import Prediction
 from finscribe.prompting import load_image
+from finscribe.repetition import LoopDetector
 from finscribe.vllm_server import (  # noqa: F401  (the server side; re-exported for callers of this module)
     VLLM_PYTHON,
     EngineError,
@@ -71,7 +72,7 @@ def _data_url(image: Any, name: str) -> str:
 
 
 def loop_stop(token_ids: Sequence[int], eos_token_ids: set[int], window: int) -> int | None:
-    """Where `inference.RepetitionGuard` would have stopped this generation (tokens kept), or None:
+    """Where `repetition.RepetitionGuard` would have stopped this generation (tokens kept), or None:
     token by token, a row that emitted EOS is never stopped."""
     if window <= 0:
         return None

@@ -25,7 +25,7 @@ from finscribe.engine_vllm import (
 )
 from finscribe.errors import ConfigError
 from finscribe.generation_args import GenerationArgs
-from finscribe.inference import RepetitionGuard
+from finscribe.repetition import RepetitionGuard
 
 
 def test_a_lora_adapter_is_refused_with_the_fix(tmp_path, capsys, records_jsonl):

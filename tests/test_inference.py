@@ -8,8 +8,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from finscribe.data.formatters import prompt_for
-from finscribe.inference import GenerationArgs, Prediction, find_loop, predict, predict_records
+from finscribe.inference import GenerationArgs, Prediction, predict, predict_records
 from finscribe.prompting import render_prompt
+from finscribe.repetition import find_loop
 
 
 def _image(width: int, height: int, text: str) -> Image.Image:

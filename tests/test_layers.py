@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer's modules and lower laye
   1 data         finscribe.data (schema, formatters, dataset building, importers)
   2 synthetic    finscribe.synthetic (uses the data contract)
   3 core         model, checkpoint, prompting, ingest, model_card (load/save a model and read its layout, prompts, documents in, provenance)
-  4 generation   inference, constrained, engine_vllm (the same Predictions from a vLLM server)
+  4 generation   inference, repetition, constrained, engine_vllm (the same Predictions from a vLLM server)
   5 eval         finscribe.eval (metrics, reports; runs the model through inference)
   6 mining       finscribe.mining (classifies with eval, replays for training)
   7 training     finscribe.training (uses everything below; nothing below imports it)
@@ -27,7 +27,8 @@ LAYERS = {
     "finscribe.synthetic": 2,
     "finscribe.model": 3, "finscribe.checkpoint": 3, "finscribe.prompting": 3, "finscribe.ingest": 3,
     "finscribe.detection": 3, "finscribe.detect": 3, "finscribe.detect_config": 3, "finscribe.model_card": 3,
-    "finscribe.inference": 4, "finscribe.constrained": 4, "finscribe.generation_args": 4, "finscribe.engine_vllm": 4, "finscribe.vllm_server": 4,
+    "finscribe.inference": 4, "finscribe.repetition": 4, "finscribe.constrained": 4, "finscribe.generation_args": 4,
+    "finscribe.engine_vllm": 4, "finscribe.vllm_server": 4,
     "finscribe.eval": 5,
     "finscribe.mining": 6,
     "finscribe.training": 7,

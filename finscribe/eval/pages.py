@@ -51,6 +51,7 @@ from finscribe.detection import PageRegions, crop_regions, detect_regions, load_
 from finscribe.errors import ConfigError
 from finscribe.eval import charts
 from finscribe.eval.layout import box_scores
+from finscribe.eval.pages_markdown import DETECTED, ORACLE, difference, pages_comparison_markdown, pages_markdown
 from finscribe.eval.report_markdown import report_markdown
 from finscribe.eval.scoring import METRICS, metrics, paired_deltas, score_record, summarise
 from finscribe.eval.validation import passes_validation
@@ -59,7 +60,6 @@ from finscribe.inference import GenerationArgs, Prediction, predict_records
 
 Predict = Callable[[list[dict[str, Any]]], list[Prediction]]  # records ({image, region}) → one Prediction each
 
-DETECTED, ORACLE = "detected", "oracle"
 # The figures whose detected-minus-oracle difference is the cost of detection.
 COST_METRICS = ("field_accuracy", "exact_match", "validation_pass_rate", "teds")
 NOT_DETECTED = "region not detected"
@@ -267,14 +267,10 @@ def page_report(page_rows: list[dict], region_rows: list[dict], regions: Sequenc
     return report
 
 
-def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
 def detection_cost(detected: dict[str, Any], oracle: dict[str, Any]) -> dict[str, Any]:
     """Detected minus oracle: per document for COST_METRICS, and field accuracy per region."""
-    return {**{key: _difference(detected["overall"][key], oracle["overall"][key]) for key in COST_METRICS},
-            "per_region_field_accuracy": {r: _difference(row["field_accuracy"], oracle["per_region"].get(r, {}).get("field_accuracy"))
+    return {**{key: difference(detected["overall"][key], oracle["overall"][key]) for key in COST_METRICS},
+            "per_region_field_accuracy": {r: difference(row["field_accuracy"], oracle["per_region"].get(r, {}).get("field_accuracy"))
                                           for r, row in detected["per_region"].items()}}
 
 
@@ -343,114 +339,10 @@ def compare_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
             "per_field": {"base": reports["base"]["per_field"], "model": reports["model"]["per_field"]},
         }
     if ORACLE in result:
-        result["detection_cost"] = {side: _difference(result[DETECTED]["deltas"]["field_accuracy"][side],
+        result["detection_cost"] = {side: difference(result[DETECTED]["deltas"]["field_accuracy"][side],
                                                       result[ORACLE]["deltas"]["field_accuracy"][side])
                                     for side in ("base", "model")}
     write_json_atomic(out / "comparison.json", result)
     charts.comparison_chart(result[DETECTED]["deltas"], dict(METRICS), out / "comparison.png")
     write_text_atomic(out / "comparison.md", pages_comparison_markdown(result))
     return result
-
-
-# ----------------------------------------------------------------------------- Markdown
-
-
-def _f(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def _signed(value: Any) -> str:
-    return "–" if value is None else f"{value:+.3f}"
-
-
-def _detection_lines(detection: dict[str, Any]) -> list[str]:
-    lines = ["", "## Boxes found", "", f"Pages with every region's box at IoU ≥ 0.85: {_f(detection['page_hit_rate'])}.",
-             "", "| region | pages | found | IoU ≥ 0.85 | mean IoU |", "|---|---:|---:|---:|---:|"]
-    for region, row in detection["per_region"].items():
-        lines.append(f"| {region} | {row['pages']} | {_f(row['found'])} | {_f(row['hit_rate'])} | {_f(row['mean_iou'])} |")
-    return lines
-
-
-def pages_markdown(report: dict[str, Any]) -> str:
-    """report.md of `evaluate --pages`: detected vs true boxes per document and per region."""
-    detected, oracle = report[DETECTED], report.get(ORACLE)
-    cost = report.get("detection_cost", {})
-    lines = [f"# Page evaluation of `{report['model']}`", "",
-             f"Data `{report['data']}`, split `{report['split']}`: {report['pages']} pages; regions "
-             f"{', '.join(report['regions'])} found by `{report['layout_model']}`, each crop widened by "
-             f"{report['margin']} px, read with its region's prompt and merged into the document. "
-             "Oracle: the same with the manifest's true boxes. Cost of detection = detected − oracle.", "",
-             "## Per document", "", "| metric | detected boxes | true boxes (oracle) | cost of detection |",
-             "|---|---:|---:|---:|"]
-    for key, label in METRICS:
-        lines.append(f"| {label} | {_f(detected['overall'][key])} | {_f(oracle['overall'][key]) if oracle else 'not run'} "
-                     f"| {_signed(_difference(detected['overall'][key], oracle['overall'][key])) if oracle else '–'} |")
-    lines += ["", "Per document: exact match is the share of pages with every field right, validation is checked on "
-              "the merged document, TEDS is the line-items table's, JSON validity means some region gave JSON (per "
-              "region below), character accuracy compares the merged document's JSON with the label's.", "",
-              "## Per region", "", "| region | pages | not detected | field acc detected | field acc oracle | cost "
-              "| JSON detected |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for region, row in detected["per_region"].items():
-        other = oracle["per_region"].get(region, {}) if oracle else {}
-        lines.append(f"| {region} | {row['records']} | {detected['regions_not_detected'][region]} "
-                     f"| {_f(row['field_accuracy'])} | {_f(other.get('field_accuracy'))} "
-                     f"| {_signed(cost.get('per_region_field_accuracy', {}).get(region))} | {_f(row['json_validity_rate'])} |")
-    lines += _detection_lines(report["detection"])
-    lines += ["", "## Per field (detected boxes)", "", "| field | detected | oracle |", "|---|---:|---:|"]
-    for name, row in detected["per_field"].items():
-        other = oracle["per_field"].get(name, {}).get("accuracy") if oracle else None
-        lines.append(f"| {name} | {_f(row['accuracy'])} | {_f(other)} |")
-    lines += ["", "Full reports: [detected/report.md](detected/report.md)"
-              + (", [oracle/report.md](oracle/report.md)." if oracle else ".")]
-    return "\n".join(lines) + "\n"
-
-
-def pages_comparison_markdown(result: dict[str, Any]) -> str:
-    """comparison.md of `compare --pages`."""
-    lines = [f"# Pages: `{result['model']}` vs base `{result['base']}`", "",
-             f"Data `{result['data']}`, split `{result['split']}`: the same {result['pages']} pages for both models, "
-             f"regions {', '.join(result['regions'])} found once by `{result['layout_model']}` (margin {result['margin']} "
-             "px). Delta = model − base, 95 % interval from a paired bootstrap over pages.", ""]
-    for name, title in ((DETECTED, "Detected boxes"), (ORACLE, "True boxes (oracle)")):
-        if name not in result:
-            continue
-        lines += [f"## {title}", "", "| metric | base | model | delta | 95 % CI |", "|---|---:|---:|---:|---|"]
-        for key, label in METRICS:
-            d = result[name]["deltas"][key]
-            interval = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-            lines.append(f"| {label} | {_f(d['base'])} | {_f(d['model'])} | {_signed(d['delta'])} | {interval} |")
-        lines += ["", "| region | pages | field acc base | field acc model |", "|---|---:|---:|---:|"]
-        for region, row in result[name]["per_region"].items():
-            lines.append(f"| {region} | {row['records']} | {_f(row['base']['field_accuracy'])} "
-                         f"| {_f(row['model']['field_accuracy'])} |")
-        lines.append("")
-    if "detection_cost" in result:
-        cost = result["detection_cost"]
-        lines += [f"Cost of detection (field accuracy, detected − oracle): base {_signed(cost['base'])}, "
-                  f"model {_signed(cost['model'])}."]
-    lines += _detection_lines(result["detection"])
-    return "\n".join(lines) + "\n"
-
-
-def pages_table(report: dict[str, Any]) -> str:
-    """The console table of `evaluate --pages`: each metric with detected and true boxes, and the cost."""
-    oracle = report.get(ORACLE)
-    lines = [f"{report['pages']} pages, regions {', '.join(report['regions'])}",
-             f"{'':<26}{'detected':>10}{'oracle':>10}{'cost':>10}"]
-    for key, label in METRICS:
-        value, other = report[DETECTED]["overall"][key], oracle["overall"][key] if oracle else None
-        if value is not None:
-            lines.append(f"{label:<26}{_f(value):>10}{_f(other):>10}{_signed(_difference(value, other)):>10}")
-    return "\n".join(lines)
-
-
-def pages_comparison_table(result: dict[str, Any]) -> str:
-    """The console table of `compare --pages` (detected boxes, and the oracle's deltas)."""
-    lines = [f"{result['pages']} pages, regions {', '.join(result['regions'])}"]
-    for name in (DETECTED, ORACLE):
-        for key, label in METRICS if name in result else ():
-            d = result[name]["deltas"][key]
-            if d["delta"] is not None:
-                lines.append(f"{name:<9}{label:<26} base {d['base']:.4f}  model {d['model']:.4f}  delta {d['delta']:+.4f} "
-                             f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
-    return "\n".join(lines)

@@ -33,7 +33,8 @@ from finscribe.data.selection import load_selection
 from finscribe.errors import ConfigError, FinScribeError
 from finscribe.eval import charts
 from finscribe.eval.digits import digit_position_accuracy
-from finscribe.eval.pages import compare_pages, evaluate_pages, pages_comparison_table, pages_table
+from finscribe.eval.pages import compare_pages, evaluate_pages
+from finscribe.eval.pages_markdown import pages_comparison_table, pages_table
 from finscribe.eval.report_config import CompareConfig, EvaluateConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown
 from finscribe.eval.scoring import (

@@ -13,11 +13,13 @@ _SHORT = {"field_accuracy": "field acc", "numeric_accuracy": "numeric", "exact_m
           "char_accuracy": "char"}
 
 
-def _f(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
+    """A figure to `digits` decimals, or "–" where there is none."""
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _signed(value: Any) -> str:
+def signed(value: Any) -> str:
+    """A difference with its sign, or "–"."""
     return "–" if value is None else f"{value:+.3f}"
 
 
@@ -30,7 +32,7 @@ def _metrics_table(groups: dict[str, dict[str, Any]], first: str) -> list[str]:
     lines = [f"| {first} | records | " + " | ".join(_SHORT[k] for k in keys) + " |",
              "|---|---:|" + "---:|" * len(keys)]
     for name, row in groups.items():
-        lines.append(f"| {_cell(name)} | {row['records']} | " + " | ".join(_f(row[k]) for k in keys) + " |")
+        lines.append(f"| {_cell(name)} | {row['records']} | " + " | ".join(fmt(row[k]) for k in keys) + " |")
     return lines
 
 
@@ -59,7 +61,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     for key, label in METRICS:
         ci = report["ci95"][key]
         interval = "–" if ci["ci_low"] is None else f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
-        lines.append(f"| {label} | {_f(report['overall'][key])} | {interval} |")
+        lines.append(f"| {label} | {fmt(report['overall'][key])} | {interval} |")
     if "generalisation" in report:
         lines += ["", "## Seen vs held-out layouts", "",
                   f"Held out of training: {', '.join(report['held_out_layouts'])}.", ""]
@@ -72,7 +74,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Per field", "", "![per-field accuracy](field_accuracy.png)", "",
               "| field | accuracy | correct / total |", "|---|---:|---:|"]
     for name, row in report["per_field"].items():
-        lines.append(f"| {_cell(name)} | {_f(row['accuracy'])} | {row['correct']} / {row['total']} |")
+        lines.append(f"| {_cell(name)} | {fmt(row['accuracy'])} | {row['correct']} / {row['total']} |")
     lines += coverage_lines(report.get("field_coverage") or {})
     if report.get("digit_positions"):
         lines += ["", "## Amount digits by position", "",
@@ -87,15 +89,15 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += [f"| {rule} | {n} |" for rule, n in report["violations"].items()]
     timing = report["timing"]
     lines += ["", "## Speed", "",
-              f"{_f(timing['mean_seconds_per_image'])} s per image (batch time / batch size), "
-              f"{_f(timing['mean_new_tokens'], 1)} generated and {_f(timing['mean_prompt_tokens'], 1)} prompt tokens "
-              f"on average; {_f(report['prediction_seconds'], 1)} s in all."]
+              f"{fmt(timing['mean_seconds_per_image'])} s per image (batch time / batch size), "
+              f"{fmt(timing['mean_new_tokens'], 1)} generated and {fmt(timing['mean_prompt_tokens'], 1)} prompt tokens "
+              f"on average; {fmt(report['prediction_seconds'], 1)} s in all."]
     lines += ["", "## Worst examples", "", "| document | region | layout | field acc | char | output | target |",
               "|---|---|---|---:|---:|---|---|"]
     for ex in report["worst_examples"]:
         output = ex["raw_text"] + (" (repetition)" if ex["repetition"] else "")
-        lines.append(f"| {_cell(ex['source_id'])} | {ex['region']} | {_cell(ex['layout'])} | {_f(ex['field_accuracy'])} "
-                     f"| {_f(ex['char_accuracy'])} | `{_cell(output)}` | `{_cell(ex['target'])}` |")
+        lines.append(f"| {_cell(ex['source_id'])} | {ex['region']} | {_cell(ex['layout'])} | {fmt(ex['field_accuracy'])} "
+                     f"| {fmt(ex['char_accuracy'])} | `{_cell(output)}` | `{_cell(ex['target'])}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -112,8 +114,8 @@ def comparison_markdown(result: dict[str, Any]) -> str:
     for key, label in METRICS:
         d = result["deltas"][key]
         interval = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-        lines.append(f"| {label} | {_f(d['base'])} | {_f(d['model'])} | {_signed(d['delta'])} | {interval} "
-                     f"| {_f(control.get(key)) if control else 'not run'} |")
+        lines.append(f"| {label} | {fmt(d['base'])} | {fmt(d['model'])} | {signed(d['delta'])} | {interval} "
+                     f"| {fmt(control.get(key)) if control else 'not run'} |")
     if control:
         lines += ["", "*Model on blank images*: the fine-tuned model once more, on white images of the same sizes. "
                   "What it still scores there comes from priors (schema, typical values), not from reading; "
@@ -128,9 +130,9 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         for name, row in table.items():
             b, m = row["base"], row["model"]
             delta = None if b["field_accuracy"] is None or m["field_accuracy"] is None else m["field_accuracy"] - b["field_accuracy"]
-            lines.append(f"| {_cell(name)} | {row['records']} | {_f(b['field_accuracy'])} | {_f(m['field_accuracy'])} "
-                         f"| {_signed(delta)} | {_f(b['char_accuracy'])} | {_f(m['char_accuracy'])} "
-                         f"| {_f(b['validation_pass_rate'])} | {_f(m['validation_pass_rate'])} |")
+            lines.append(f"| {_cell(name)} | {row['records']} | {fmt(b['field_accuracy'])} | {fmt(m['field_accuracy'])} "
+                         f"| {signed(delta)} | {fmt(b['char_accuracy'])} | {fmt(m['char_accuracy'])} "
+                         f"| {fmt(b['validation_pass_rate'])} | {fmt(m['validation_pass_rate'])} |")
     return "\n".join(lines) + "\n"
 
 
