@@ -55,19 +55,9 @@ def test_full_sft_writes_a_loadable_run(records_jsonl, tiny_model_dir, tmp_path)
     assert processor.tokenizer.eos_token == "</s>"
 
 
-def test_loss_is_normalised_per_answer_token_across_accumulation(tiny_model_dir, tmp_path):
-    """Two accumulated micro-batches, one long and one short answer: the update must equal the
-    gradient of (sum of all answer-token losses) / (all answer tokens) — each token weighs the same."""
-    long = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
-    short = '{"total":"1"}'
-    records = write_records(tmp_path / "crops", [long, short])
-    data = tmp_path / "r.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=1, batch_size=1, gradient_accumulation_steps=2,
-                        optim="sgd", learning_rate=1.0, warmup_ratio=0.0, lr_scheduler="constant", max_grad_norm=0.0))
-    before, after = _weights(tiny_model_dir), _weights(out)
-
-    model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
+def _answer_token_losses(model_dir, records):
+    """Per record: the summed answer-token cross-entropy (a graph to backprop) and the token count."""
+    model, processor = load_model(model_dir, device="cpu", dtype="float32")
     collator = CompletionCollator(processor)
     token_sums, counts = [], []
     for record in records:
@@ -76,17 +66,54 @@ def test_loss_is_normalised_per_answer_token_across_accumulation(tiny_model_dir,
         labels = batch["labels"][0, 1:]
         token_sums.append(torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
         counts.append(int((labels != IGNORE_INDEX).sum()))
-    assert counts[0] > 3 * counts[1]
-    per_token = (token_sums[0] + token_sums[1]) / sum(counts)
-    per_token.backward(retain_graph=True)
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return model, token_sums, counts
+
+
+def _gradient(model, loss, name):
     model.zero_grad()
-    per_sample = (token_sums[0] / counts[0] + token_sums[1] / counts[1]) / 2  # what naive averaging would do
-    per_sample.backward()
-    name = "model.language_model.layers.0.mlp.down_proj.weight"
-    update = before[name] - after[name]  # SGD, lr 1: update == accumulated gradient
-    torch.testing.assert_close(update, grads[name], rtol=1e-3, atol=1e-7)
-    assert not torch.allclose(update, dict(model.named_parameters())[name].grad, rtol=1e-2, atol=1e-7)
+    loss.backward(retain_graph=True)
+    return dict(model.named_parameters())[name].grad.clone()
+
+
+LONG_ANSWER = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
+SGD_STEP = dict(optim="sgd", learning_rate=1.0, warmup_ratio=0.0, lr_scheduler="constant", max_grad_norm=0.0)
+PROBED = "model.language_model.layers.0.mlp.down_proj.weight"
+
+
+def test_loss_is_normalised_per_answer_token_across_accumulation(tiny_model_dir, tmp_path):
+    """Two accumulated micro-batches, one long and one short answer: the update must equal the
+    gradient of (sum of all answer-token losses) / (all answer tokens) — each token weighs the same."""
+    records = write_records(tmp_path / "crops", [LONG_ANSWER, '{"total":"1"}'])
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=1, batch_size=1, gradient_accumulation_steps=2,
+                        **SGD_STEP))
+    update = _weights(tiny_model_dir)[PROBED] - _weights(out)[PROBED]  # SGD, lr 1: update == accumulated gradient
+
+    model, token_sums, counts = _answer_token_losses(tiny_model_dir, records)
+    assert counts[0] > 3 * counts[1]
+    per_token = _gradient(model, (token_sums[0] + token_sums[1]) / sum(counts), PROBED)
+    per_sample = _gradient(model, (token_sums[0] / counts[0] + token_sums[1] / counts[1]) / 2, PROBED)  # naive averaging
+    torch.testing.assert_close(update, per_token, rtol=1e-3, atol=1e-7)
+    assert not torch.allclose(update, per_sample, rtol=1e-2, atol=1e-7)
+
+
+def test_length_grouped_steps_divide_by_the_datas_mean_answer_tokens(tiny_model_dir, tmp_path):
+    """--group-by-length: one step on the long record alone (the length-grouped sampler puts the
+    longest batch first) is divided by the data's mean answer tokens per record, not by its own
+    count, so a long answer's tokens weigh as much as a short one's across steps."""
+    records = write_records(tmp_path / "crops", [LONG_ANSWER, '{"total":"1"}'])
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=1, batch_size=1, gradient_accumulation_steps=1,
+                        group_by_length=True, **SGD_STEP))
+    update = _weights(tiny_model_dir)[PROBED] - _weights(out)[PROBED]
+
+    model, token_sums, counts = _answer_token_losses(tiny_model_dir, records)
+    by_data_mean = _gradient(model, token_sums[0] / (sum(counts) / 2), PROBED)
+    by_own_count = _gradient(model, token_sums[0] / counts[0], PROBED)
+    torch.testing.assert_close(update, by_data_mean, rtol=1e-3, atol=1e-7)
+    assert not torch.allclose(update, by_own_count, rtol=1e-2, atol=1e-7)
 
 
 def test_resume_from_checkpoint_is_exact(records_jsonl, tiny_model_dir, tmp_path):
