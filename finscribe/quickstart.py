@@ -79,9 +79,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     with _step("train", timings):
         train_config = TrainConfig(
             data=data, model=base, output_dir=out / "model", max_steps=config.max_steps,
-            batch_size=config.batch_size, gradient_accumulation_steps=1, learning_rate=config.lr(),
+            batch_size=config.batch_size // config.micro_batches, gradient_accumulation_steps=config.micro_batches,
+            learning_rate=config.lr(),
             warmup_ratio=config.warmup_ratio, lr_scheduler="cosine", use_lora=config.lora(),
-            regions=tuple(config.regions), group_by_length=config.group_by_length,
+            regions=tuple(config.regions), sampling=config.sampling,
             logging_steps=max(1, min(50, config.max_steps // 10)),
             save_steps=config.max_steps, save_total_limit=1, eval_generate_samples=0,
             max_new_tokens=config.max_new_tokens, seed=config.seed, report_to=("none",),

@@ -14,9 +14,10 @@ from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quicks
 
 def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, tiny_detector_dir):
     out = tmp_path / "qs"
-    config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, max_steps=2, batch_size=2,
+    config = QuickstartConfig(output_dir=out, num_samples=24, workers=1, max_steps=2,
                               max_new_tokens=8, eval_limit=10, eval_batch_size=4, page_eval_limit=2,
-                              layout_model=tiny_detector_dir, group_by_length=True)
+                              layout_model=tiny_detector_dir, batch_size=4,
+                              micro_batches=2, sampling="batch_rebalance")
     summary = run_quickstart(config)
 
     for name in ("data/training_manifest.json", "dataset/records.jsonl",
@@ -25,8 +26,9 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
                  "compare/blank_images_predictions.jsonl", "summary.json", "quickstart_config.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "summary.json").read_text()) == summary
-    # --group-by-length (off by default: faster, but tables learnt less) reaches the training run
-    assert json.loads((out / "model" / "train_config.json").read_text())["group_by_length"] is True
+    # --sampling and --micro-batches reach the training run: 4 crops a step, as 2 micro-batches
+    trained = json.loads((out / "model" / "train_config.json").read_text())
+    assert (trained["sampling"], trained["batch_size"], trained["gradient_accumulation_steps"]) == ("batch_rebalance", 2, 2)
     # every headline number is the one recomputed from the rows of its predictions file
     for side, rows_file in (("base", "base_predictions.jsonl"), ("model", "model_predictions.jsonl"),
                             ("model_blank_images", "blank_images_predictions.jsonl")):

@@ -11,11 +11,12 @@ from conftest import write_records
 
 from finscribe.errors import FinScribeError
 from finscribe.model import load_model
-from finscribe.training.collate import IGNORE_INDEX, CompletionCollator
+from finscribe.training.collate import IGNORE_INDEX, CompletionCollator, with_token_lengths
 from finscribe.training.train import (
     FinScribeTrainer,
     TrainConfig,
     TrainingDataError,
+    load_splits,
     main,
     prepare_model,
     train,
@@ -96,24 +97,6 @@ def test_loss_is_normalised_per_answer_token_across_accumulation(tiny_model_dir,
     per_sample = _gradient(model, (token_sums[0] / counts[0] + token_sums[1] / counts[1]) / 2, PROBED)  # naive averaging
     torch.testing.assert_close(update, per_token, rtol=1e-3, atol=1e-7)
     assert not torch.allclose(update, per_sample, rtol=1e-2, atol=1e-7)
-
-
-def test_length_grouped_steps_divide_by_the_datas_mean_answer_tokens(tiny_model_dir, tmp_path):
-    """--group-by-length: one step on the long record alone (the length-grouped sampler puts the
-    longest batch first) is divided by the data's mean answer tokens per record, not by its own
-    count, so a long answer's tokens weigh as much as a short one's across steps."""
-    records = write_records(tmp_path / "crops", [LONG_ANSWER, '{"total":"1"}'])
-    data = tmp_path / "r.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = train(_config(data, tiny_model_dir, tmp_path / "run", max_steps=1, batch_size=1, gradient_accumulation_steps=1,
-                        group_by_length=True, **SGD_STEP))
-    update = _weights(tiny_model_dir)[PROBED] - _weights(out)[PROBED]
-
-    model, token_sums, counts = _answer_token_losses(tiny_model_dir, records)
-    by_data_mean = _gradient(model, token_sums[0] / (sum(counts) / 2), PROBED)
-    by_own_count = _gradient(model, token_sums[0] / counts[0], PROBED)
-    torch.testing.assert_close(update, by_data_mean, rtol=1e-3, atol=1e-7)
-    assert not torch.allclose(update, by_own_count, rtol=1e-2, atol=1e-7)
 
 
 def test_resume_from_checkpoint_is_exact(records_jsonl, tiny_model_dir, tmp_path):
@@ -347,11 +330,64 @@ def test_a_kill_before_the_first_checkpoint_restarts_cleanly(records_jsonl, tiny
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
 
 
-def test_length_grouped_batches_train_and_evaluate(records_jsonl, tiny_model_dir, tmp_path):
-    """--group-by-length: the train and val sets carry estimated lengths and the Trainer's
-    length-grouped samplers run (val loss too)."""
-    out = train(_config(records_jsonl, tiny_model_dir, tmp_path / "run", max_steps=2, save_steps=2, group_by_length=True))
+@pytest.mark.parametrize("sampling", ["group_by_length", "batch_rebalance"])
+def test_length_aware_sampling_trains_and_evaluates(records_jsonl, tiny_model_dir, tmp_path, sampling):
+    """--sampling group_by_length / batch_rebalance: the train and val sets carry estimated lengths
+    and the Trainer's length-aware samplers run (val loss too)."""
+    out = train(_config(records_jsonl, tiny_model_dir, tmp_path / "run", max_steps=2, save_steps=2, sampling=sampling,
+                        gradient_accumulation_steps=2))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2] and any("eval_loss" in r for r in rows)
-    assert training_arguments(_config(records_jsonl, tiny_model_dir, tmp_path / "o", group_by_length=True), False,
-                              True).train_sampling_strategy == "group_by_length"
+    assert training_arguments(_config(records_jsonl, tiny_model_dir, tmp_path / "o", sampling=sampling,
+                                      gradient_accumulation_steps=2), False, True).train_sampling_strategy == sampling
+
+
+def test_batch_rebalance_keeps_each_step_a_random_mix_cut_by_length(tmp_path, tiny_model_dir):
+    """Each optimizer step's micro-batches together hold --batch-size x --gradient-accumulation-steps
+    distinct records, and are cut by length: the long answers share one micro-batch, so the
+    short ones are not padded to them."""
+    answers = ['{"total":"1"}'] * 6 + [LONG_ANSWER] * 2
+    records = write_records(tmp_path / "crops", answers)
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = _config(data, tiny_model_dir, tmp_path / "o", sampling="batch_rebalance", batch_size=2, seed=7,
+                     gradient_accumulation_steps=4)
+    model, processor = prepare_model(config, torch.float32)
+    train_set, _ = load_splits(config)
+    trainer = FinScribeTrainer(model=model, args=training_arguments(config, bf16=False, has_val=False),
+                               train_dataset=with_token_lengths(train_set, processor),
+                               data_collator=CompletionCollator(processor))
+    micro_batches = list(trainer.get_train_dataloader())
+    assert len(micro_batches) == 4  # one step of 8 records
+    answer_lengths = [sorted((batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()) for batch in micro_batches]
+    assert sorted(n for lengths in answer_lengths for n in lengths) == sorted(
+        (batch["labels"] != IGNORE_INDEX).sum().item() for batch in [CompletionCollator(processor)([r]) for r in train_set])
+    # cut by length: the micro-batches are runs of the length-sorted step, their ranges never interleave
+    ranges = sorted((lengths[0], lengths[-1]) for lengths in answer_lengths)
+    assert all(high <= next_low for (_, high), (next_low, _) in zip(ranges, ranges[1:]))
+    # so the long answers are padded together and the short ones only to each other
+    long_batches = [lengths for lengths in answer_lengths if max(lengths) > 20]
+    assert len(long_batches) <= 2 and all(min(lengths) > 20 for lengths in long_batches)
+    assert trainer._get_train_sampler().seed == config.seed  # --seed orders the steps, not the sampler's own 42
+
+
+def test_a_rebalanced_step_updates_the_weights_as_one_batch_of_its_records(tiny_model_dir, tmp_path):
+    """batch_rebalance changes only the padding: a step of 4 records cut into 4 micro-batches by
+    length gives the same update as one batch of the same 4 (the loss is normalised over the
+    whole step's answer tokens either way)."""
+    records = write_records(tmp_path / "crops", ['{"total":"1"}', LONG_ANSWER, '{"total":"22.50"}', '{"tax_amount":"7.00"}'])
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    one_batch = train(_config(data, tiny_model_dir, tmp_path / "one", max_steps=1, batch_size=4,
+                              gradient_accumulation_steps=1, **SGD_STEP))
+    rebalanced = train(_config(data, tiny_model_dir, tmp_path / "cut", max_steps=1, batch_size=1,
+                               gradient_accumulation_steps=4, sampling="batch_rebalance", **SGD_STEP))
+    before, a, b = _weights(tiny_model_dir), _weights(one_batch), _weights(rebalanced)
+    assert not torch.equal(before[PROBED], a[PROBED])
+    for name in before:
+        torch.testing.assert_close(before[name] - a[name], before[name] - b[name], rtol=1e-3, atol=1e-7)
+
+
+def test_batch_rebalance_needs_micro_batches():
+    with pytest.raises(ValueError, match="gradient-accumulation-steps 2 or more"):
+        TrainConfig(sampling="batch_rebalance", gradient_accumulation_steps=1)

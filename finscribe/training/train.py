@@ -9,11 +9,9 @@ transformers `Trainer` does the loop, mixed precision, checkpointing and DDP/FSD
 The loss is completion-only (see collate.py) and normalised by the number of answer tokens
 across the whole accumulated batch (and across devices): PaddleOCR-VL's forward accepts loss
 kwargs, so Trainer passes `num_items_in_batch` and the model sums token losses and divides by it
-(tests/test_train.py checks this against a hand computation). With --group-by-length a batch holds
-one kind of crop, so its answer-token count swings ~5x (a table's answer is ~300 tokens, a vendor
-block's ~60): normalising each step by its own count would weigh a table token ~5x less than a
-small crop's. There the divisor is the data's mean answer tokens per step instead, a constant, so
-every answer token weighs the same in every step, as in mixed batches.
+(tests/test_train.py checks this against a hand computation). That is what lets `--sampling
+batch_rebalance` cut a step's random records into micro-batches by length (a table's crop then pads
+only other tables) without changing the update.
 
 The output folder holds the model (or LoRA adapter) + processor + chat template (loadable with
 `load_model(output_dir)`), config.json, metrics.jsonl, TensorBoard logs under runs/,
@@ -33,6 +31,7 @@ import datasets
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import BatchRebalanceSampler
 
 from finscribe.config import build_parser, parse_config, save_config, trainer_arguments
 from finscribe.data.build_dataset import (
@@ -211,16 +210,13 @@ def prepare_model(config: TrainConfig, dtype: torch.dtype) -> tuple[Any, Any]:
 
 
 class FinScribeTrainer(Trainer):
-    """Trainer with an optional separate learning rate for the vision encoder's parameters and
-    a checkpoint loader that understands PaddleOCR-VL's saved key layout."""
+    """Trainer with an optional separate learning rate for the vision encoder's parameters, a
+    checkpoint loader that understands PaddleOCR-VL's saved key layout, and --seed ordering the
+    batch_rebalance sampler's steps."""
 
-    def __init__(self, *args: Any, vision_lr: float | None = None, answer_tokens_per_record: float | None = None,
-                 **kwargs: Any):
+    def __init__(self, *args: Any, vision_lr: float | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.vision_lr = vision_lr
-        # set: each step's loss is divided by this × the records in the step (all ranks), not by
-        # the step's own answer-token count (see the module docstring)
-        self.answer_tokens_per_record = answer_tokens_per_record
         self.loss_before_resume = 0.0  # Σ per-step loss of the steps before a resume (training/resume.py)
 
     def _save_checkpoint(self, model, trial):
@@ -232,13 +228,11 @@ class FinScribeTrainer(Trainer):
                              self.loss_before_resume + self._total_loss_scalar + self._tr_loss.item())
         super()._save_checkpoint(model, trial)
 
-    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple[list, Any]:
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if self.answer_tokens_per_record is None or num_items_in_batch is None:
-            return batch_samples, num_items_in_batch
-        # the global count, as Trainer's own is gathered over ranks (compute_loss then scales by the world size)
-        records = sum(len(batch["labels"]) for batch in batch_samples) * self.args.world_size
-        return batch_samples, torch.tensor(self.answer_tokens_per_record * records, device=device)
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, BatchRebalanceSampler):  # it shuffles with a fixed seed of its own (42): use --seed
+            sampler.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return sampler
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> None:
         # Resumed from a checkpoint at max_steps (a kill during the final save): Trainer would run
@@ -304,21 +298,7 @@ def training_arguments(config: TrainConfig, bf16: bool, has_val: bool) -> Traini
         ddp_find_unused_parameters=False,
         # accelerate only sets up multi-process CPU (gloo) training under torchrun when told it is on CPU.
         use_cpu=not torch.cuda.is_available(),
-        **_sampling(config.group_by_length),
     )
-
-
-def _sampling(group_by_length: bool) -> dict[str, Any]:
-    # transformers 5.x replaced the `group_by_length` flag with `train_sampling_strategy`.
-    if "train_sampling_strategy" in {field.name for field in dataclasses.fields(TrainingArguments)}:
-        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
-    return {"group_by_length": group_by_length}
-
-
-def mean_answer_tokens(records: Any, processor: Any) -> float:
-    """The mean number of tokens the loss sees per record: the target's tokens + EOS (collate.py)."""
-    ids = processor.tokenizer(list(records["target"]), add_special_tokens=False)["input_ids"]
-    return sum(len(answer) + 1 for answer in ids) / len(ids)
 
 
 def _resolve_resume(config: TrainConfig, is_main: bool = True) -> str | None:
@@ -348,7 +328,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
     # Full SFT keeps fp32 master weights (bf16 autocast computes); a frozen LoRA base can live in bf16.
     dtype = torch.bfloat16 if (bf16 and config.use_lora) else torch.float32
     model, processor = prepare_model(config, dtype)
-    if config.group_by_length:  # (the Trainer groups the val set's batches the same way: it needs lengths too)
+    if config.sampling != "random":  # the samplers read a `length` column (the val set is grouped too)
         train_set = with_token_lengths(train_set, processor)
         val_set = with_token_lengths(val_set, processor) if val_set is not None else None
     args = training_arguments(config, bf16, val_set is not None)
@@ -374,7 +354,6 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
     trainer = FinScribeTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
         processing_class=processor, callbacks=callbacks, vision_lr=config.vision_lr,
-        answer_tokens_per_record=mean_answer_tokens(train_set, processor) if config.group_by_length else None,
     )
     if generation_eval is not None:
         generation_eval.log = trainer.log

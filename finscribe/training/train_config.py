@@ -43,9 +43,12 @@ class TrainConfig:
     freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
     vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
     max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
-    group_by_length: bool = arg(False, "batch records of similar token length together: a batch is padded to its longest "
-                                       "record, and a table's crop is ~5x a small one's (five regions, tiny reader: ~2x "
-                                       "faster, but tables learnt less, TEDS 0.42 vs 0.59: benchmarks/RESULTS.md)")
+    sampling: Literal["random", "group_by_length", "batch_rebalance"] = arg(
+        "random", "how records are batched. random: shuffled; every batch is padded to its longest record (a "
+        "line-item table's crop is ~5x a small one's). batch_rebalance: each step is still a random mix, but its "
+        "--gradient-accumulation-steps micro-batches are cut by length (variable sizes), so little is padded and "
+        "the loss is unchanged. group_by_length: whole steps of one length, fastest, but the tables learnt less "
+        "(TEDS 0.42 vs 0.59 on five regions; benchmarks/RESULTS.md)", trainer="train_sampling_strategy")
     logging_steps: int = arg(50, "log train loss every N optimizer steps", trainer="logging_steps")
     save_steps: int = arg(500, "checkpoint every N optimizer steps", trainer="save_steps")
     save_total_limit: int | None = arg(3, "keep at most this many checkpoints", trainer="save_total_limit")
@@ -72,5 +75,8 @@ class TrainConfig:
             raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
         if not 0 <= self.hard_ratio < 1:
             raise ValueError(f"--hard-ratio must be in [0, 1), got {self.hard_ratio}")
+        if self.sampling == "batch_rebalance" and self.gradient_accumulation_steps < 2:
+            raise ValueError("--sampling batch_rebalance cuts each step into --gradient-accumulation-steps "
+                             "micro-batches: pass --gradient-accumulation-steps 2 or more")
         if self.lora_preset not in LORA_PRESET_NAMES:
             raise ValueError(f"unknown --lora-preset {self.lora_preset}")
