@@ -328,9 +328,10 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None, train_dataset
     # Full SFT keeps fp32 master weights (bf16 autocast computes); a frozen LoRA base can live in bf16.
     dtype = torch.bfloat16 if (bf16 and config.use_lora) else torch.float32
     model, processor = prepare_model(config, dtype)
-    if config.sampling != "random":  # the samplers read a `length` column (the val set is grouped too)
+    if config.sampling != "random":  # the length-aware samplers read a `length` column
         train_set = with_token_lengths(train_set, processor)
-        val_set = with_token_lengths(val_set, processor) if val_set is not None else None
+    if config.sampling == "group_by_length" and val_set is not None:  # (the only one that groups the val set too)
+        val_set = with_token_lengths(val_set, processor)
     args = training_arguments(config, bf16, val_set is not None)
     if args.process_index == 0:  # not config.json: a full model's own config.json goes there
         save_config(config, output_dir, name="train_config.json")
