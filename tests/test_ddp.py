@@ -1,4 +1,5 @@
-"""Real multi-process data-parallel training: torchrun, 2 CPU ranks (gloo), the tiny model."""
+"""Real multi-process data-parallel training: torchrun, 2 CPU ranks (gloo), the tiny model;
+`--sampling batch_rebalance` across ranks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+from conftest import write_records
 
 DRIVER = textwrap.dedent('''
     import hashlib, os, sys
@@ -45,3 +48,38 @@ def test_torchrun_two_ranks_end_with_identical_weights(records_jsonl, tiny_model
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]  # only rank 0 logs
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+LONG = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
+
+
+def test_batch_rebalance_across_two_ranks_trains_each_step_on_the_same_records_as_one_process(tiny_model_dir, tmp_path):
+    """The rebalance sampler is rank-aware: every rank draws the same step of batch x accumulation x ranks
+    records (seeded alike) and takes its own length-cut micro-batches. So 2 ranks x 2 micro-batches, and
+    2 ranks x 1 (allowed: still 2 micro-batches per step), log the loss of one process cutting the same
+    8 records into 4 micro-batches, step for step, over more than one epoch."""
+    answers = [f'{{"total":"{i}.00"}}' for i in range(9)] + [LONG] * 3
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in write_records(tmp_path / "crops", answers)), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("WORLD_SIZE", None)
+    train = ["-m", "finscribe.training.train", "--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "3",
+             "--sampling", "batch_rebalance", "--learning-rate", "1e-3", "--warmup-ratio", "0", "--logging-steps", "1",
+             "--save-steps", "1000", "--report-to", "none", "--eval-generate-samples", "0"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    runs = {"one": [sys.executable, *train, "--batch-size", "2", "--gradient-accumulation-steps", "4"],
+            "two_by_two": [*torchrun, *train, "--batch-size", "2", "--gradient-accumulation-steps", "2"],
+            "two_by_one": [*torchrun, *train, "--batch-size", "4", "--gradient-accumulation-steps", "1"]}
+    losses = {}
+    for name, cmd in runs.items():
+        result = subprocess.run([*cmd, "--output-dir", str(tmp_path / name)], env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-6000:]
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        losses[name] = {r["step"]: r["loss"] for r in rows if "loss" in r}
+    assert sorted(losses["one"]) == [1, 2, 3]  # 12 records, 8 a step: step 2 is the epoch's last 4, step 3 the next epoch's first 8
+    assert len(set(losses["one"].values())) == 3
+    for name in ("two_by_two", "two_by_one"):
+        assert losses[name].keys() == losses["one"].keys()
+        for step, loss in losses["one"].items():
+            assert abs(losses[name][step] - loss) <= 1e-4 * loss, (name, losses)

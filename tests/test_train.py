@@ -388,6 +388,27 @@ def test_a_rebalanced_step_updates_the_weights_as_one_batch_of_its_records(tiny_
         torch.testing.assert_close(before[name] - a[name], before[name] - b[name], rtol=1e-3, atol=1e-7)
 
 
-def test_batch_rebalance_needs_micro_batches():
+def test_batch_rebalance_resumes_mid_epoch_exactly(records_jsonl, tiny_model_dir, tmp_path):
+    """A rebalanced run resumed from a checkpoint in the middle of an epoch skips the micro-batches
+    already taken (the sampler's order is fixed by --seed and the epoch) and ends on the weights of
+    the run that went straight through, into the next epoch."""
+    common = dict(max_steps=6, batch_size=1, gradient_accumulation_steps=2, save_steps=3, learning_rate=2e-3,
+                  sampling="batch_rebalance", seed=3)  # 8 records, 2 a step: checkpoint-3 is mid-epoch
+    straight = train(_config(records_jsonl, tiny_model_dir, tmp_path / "straight", **common))
+    resumed = train(_config(records_jsonl, tiny_model_dir, tmp_path / "resumed", **common,
+                            resume_from_checkpoint=str(straight / "checkpoint-3")))
+    losses = [{r["step"]: r["loss"] for r in _rows(run) if "loss" in r} for run in (straight, resumed)]
+    assert sorted(losses[1]) == [1, 2, 3, 4, 5, 6]
+    for step in (4, 5, 6):
+        assert losses[1][step] == pytest.approx(losses[0][step], rel=1e-5), losses
+    a, b = _weights(straight), _weights(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_batch_rebalance_needs_micro_batches(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ValueError, match="gradient-accumulation-steps 2 or more"):
         TrainConfig(sampling="batch_rebalance", gradient_accumulation_steps=1)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun: one micro-batch per process is two per step
+    assert TrainConfig(sampling="batch_rebalance", gradient_accumulation_steps=1).sampling == "batch_rebalance"

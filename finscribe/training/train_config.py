@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -75,8 +76,16 @@ class TrainConfig:
             raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
         if not 0 <= self.hard_ratio < 1:
             raise ValueError(f"--hard-ratio must be in [0, 1), got {self.hard_ratio}")
-        if self.sampling == "batch_rebalance" and self.gradient_accumulation_steps < 2:
+        # The sampler cuts each step into one micro-batch per process per accumulation step; torchrun and
+        # `accelerate launch` set WORLD_SIZE before this runs, so 2 processes x 1 accumulation step is fine.
+        if self.sampling == "batch_rebalance" and self.gradient_accumulation_steps * _world_size() < 2:
             raise ValueError("--sampling batch_rebalance cuts each step into --gradient-accumulation-steps "
-                             "micro-batches: pass --gradient-accumulation-steps 2 or more")
+                             "micro-batches per process: pass --gradient-accumulation-steps 2 or more "
+                             "(or launch 2 or more processes)")
         if self.lora_preset not in LORA_PRESET_NAMES:
             raise ValueError(f"unknown --lora-preset {self.lora_preset}")
+
+
+def _world_size() -> int:
+    """Data-parallel processes of this launch (torchrun / accelerate set WORLD_SIZE; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
