@@ -57,7 +57,9 @@ def test_batch_rebalance_across_two_ranks_trains_each_step_on_the_same_records_a
     """The rebalance sampler is rank-aware: every rank draws the same step of batch x accumulation x ranks
     records (seeded alike) and takes its own length-cut micro-batches. So 2 ranks x 2 micro-batches, and
     2 ranks x 1 (allowed: still 2 micro-batches per step), log the loss of one process cutting the same
-    8 records into 4 micro-batches, step for step, over more than one epoch."""
+    8 records into 4 micro-batches, step for step, over more than one epoch (were the epoch not forwarded
+    to the sampler under DDP, accelerate's shard wrapper would hide it, the ranks would redraw epoch 1's
+    order at step 3 and their loss would part from the one process's)."""
     answers = [f'{{"total":"{i}.00"}}' for i in range(9)] + [LONG] * 3
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in write_records(tmp_path / "crops", answers)), encoding="utf-8")
