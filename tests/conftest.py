@@ -41,6 +41,10 @@ def tiny_model(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu", dtype="float32")
 
 
+# A totals answer ~5x the tokens of '{"total":"1"}': length-aware batching and loss normalisation tests mix the two.
+LONG_ANSWER = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
+
+
 def write_records(folder, targets, split="train", size=(200, 60), region="totals_section", prompt="Totals to JSON:",
                   font_size=20):
     """Draw each target's values onto a small crop, save it, return records (COMMON.md format)."""

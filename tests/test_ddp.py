@@ -9,7 +9,11 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import write_records
+from conftest import LONG_ANSWER, write_records
+
+# one thread per rank on the 2 cores; no WORLD_SIZE inherited, so the one-process runs are one process
+ENV = {**{k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}, "OMP_NUM_THREADS": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
 
 DRIVER = textwrap.dedent('''
     import hashlib, os, sys
@@ -36,10 +40,9 @@ DRIVER = textwrap.dedent('''
 def test_torchrun_two_ranks_end_with_identical_weights(records_jsonl, tiny_model_dir, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(driver), str(records_jsonl), str(tiny_model_dir), str(tmp_path)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-6000:]
     rank0 = (tmp_path / "rank0.txt").read_text().split()
     rank1 = (tmp_path / "rank1.txt").read_text().split()
@@ -50,9 +53,6 @@ def test_torchrun_two_ranks_end_with_identical_weights(records_jsonl, tiny_model
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
-LONG = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
-
-
 def test_batch_rebalance_across_two_ranks_trains_each_step_on_the_same_records_as_one_process(tiny_model_dir, tmp_path):
     """The rebalance sampler is rank-aware: every rank draws the same step of batch x accumulation x ranks
     records (seeded alike) and takes its own length-cut micro-batches. So 2 ranks x 2 micro-batches, and
@@ -60,11 +60,9 @@ def test_batch_rebalance_across_two_ranks_trains_each_step_on_the_same_records_a
     8 records into 4 micro-batches, step for step, over more than one epoch (were the epoch not forwarded
     to the sampler under DDP, accelerate's shard wrapper would hide it, the ranks would redraw epoch 1's
     order at step 3 and their loss would part from the one process's)."""
-    answers = [f'{{"total":"{i}.00"}}' for i in range(9)] + [LONG] * 3
+    answers = [f'{{"total":"{i}.00"}}' for i in range(9)] + [LONG_ANSWER] * 3
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in write_records(tmp_path / "crops", answers)), encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("WORLD_SIZE", None)
     train = ["-m", "finscribe.training.train", "--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "3",
              "--sampling", "batch_rebalance", "--learning-rate", "1e-3", "--warmup-ratio", "0", "--logging-steps", "1",
              "--save-steps", "1000", "--report-to", "none", "--eval-generate-samples", "0"]
@@ -74,7 +72,7 @@ def test_batch_rebalance_across_two_ranks_trains_each_step_on_the_same_records_a
             "two_by_one": [*torchrun, *train, "--batch-size", "4", "--gradient-accumulation-steps", "1"]}
     losses = {}
     for name, cmd in runs.items():
-        result = subprocess.run([*cmd, "--output-dir", str(tmp_path / name)], env=env, capture_output=True, text=True,
+        result = subprocess.run([*cmd, "--output-dir", str(tmp_path / name)], env=ENV, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0, result.stderr[-6000:]
         rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]

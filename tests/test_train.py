@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import write_records
+from conftest import LONG_ANSWER, write_records
 
 from finscribe.errors import FinScribeError
 from finscribe.model import load_model
@@ -76,7 +76,6 @@ def _gradient(model, loss, name):
     return dict(model.named_parameters())[name].grad.clone()
 
 
-LONG_ANSWER = '{"subtotal":"1234567.89","tax_amount":"234567.89","total":"1469135.78","currency":"EUR"}'
 SGD_STEP = dict(optim="sgd", learning_rate=1.0, warmup_ratio=0.0, lr_scheduler="constant", max_grad_norm=0.0)
 PROBED = "model.language_model.layers.0.mlp.down_proj.weight"
 

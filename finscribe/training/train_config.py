@@ -48,8 +48,9 @@ class TrainConfig:
         "random", "how records are batched. random: shuffled; every batch is padded to its longest record (a "
         "line-item table's crop is ~5x a small one's). batch_rebalance: each step is still a random mix, but its "
         "--gradient-accumulation-steps micro-batches (on every process) are cut by length (variable sizes), so "
-        "little is padded and the loss is unchanged. group_by_length: whole steps of one length, fastest, but the tables learnt less "
-        "(TEDS 0.42 vs 0.59 on five regions; benchmarks/RESULTS.md)", trainer="train_sampling_strategy")
+        "little is padded and the loss is unchanged. group_by_length: whole steps of one length, fastest, but "
+        "the tables learnt less (TEDS 0.42 vs 0.59 on five regions; benchmarks/RESULTS.md)",
+        trainer="train_sampling_strategy")
     logging_steps: int = arg(50, "log train loss every N optimizer steps", trainer="logging_steps")
     save_steps: int = arg(500, "checkpoint every N optimizer steps", trainer="save_steps")
     save_total_limit: int | None = arg(3, "keep at most this many checkpoints", trainer="save_total_limit")
