@@ -387,6 +387,37 @@ def test_a_rebalanced_step_updates_the_weights_as_one_batch_of_its_records(tiny_
         torch.testing.assert_close(before[name] - a[name], before[name] - b[name], rtol=1e-3, atol=1e-7)
 
 
+def test_right_padded_batches_train_without_the_padding_mask(tiny_model_dir, tmp_path):
+    """The trainer drops the padding mask of right-padded batches (sdpa then runs its causal
+    kernel): loss and gradients must equal the masked forward's; a left-padded batch keeps it."""
+    from PIL import Image
+
+    records = write_records(tmp_path / "crops", ['{"total":"1"}', LONG_ANSWER, '{"total":"22.50"}'])
+    records = [{**record, "image": Image.open(record["image"]).convert("RGB")} for record in records]
+    model, processor = load_model(tiny_model_dir, device="cpu", dtype="float32")
+    batch = CompletionCollator(processor)(records)
+    assert not batch["attention_mask"].all()  # padded
+    trainer = FinScribeTrainer(model=model, args=training_arguments(_config(None, tiny_model_dir, tmp_path / "out"), False, False))
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: seen.append("attention_mask" in kwargs), with_kwargs=True)
+
+    def loss_and_gradient(compute):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), model.get_parameter(PROBED).grad.clone()
+
+    masked = loss_and_gradient(lambda: model(**batch).loss)
+    dropped = loss_and_gradient(lambda: trainer.compute_loss(model, dict(batch)))
+    assert seen == [True, False]
+    torch.testing.assert_close(dropped, masked, rtol=1e-5, atol=1e-7)
+
+    left_padded = {**batch, "attention_mask": batch["attention_mask"].flip(1)}
+    trainer.compute_loss(model, left_padded)
+    hook.remove()
+    assert seen[-1] is True
+
+
 def test_batch_rebalance_resumes_mid_epoch_exactly(records_jsonl, tiny_model_dir, tmp_path):
     """A rebalanced run resumed from a checkpoint in the middle of an epoch skips the micro-batches
     already taken (the sampler's order is fixed by --seed and the epoch) and ends on the weights of
