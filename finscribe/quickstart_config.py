@@ -44,6 +44,9 @@ class QuickstartConfig:
     learning_rate: float | None = arg(None, "peak learning rate (default: 3e-4 tiny reader, 2e-4 LoRA, 2e-5 full SFT)")
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
     use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
+    freeze_vision: bool = arg(True, "keep the vision encoder as pretrained and fine-tune the projector and decoder "
+                                    "(as `finscribe train --freeze-vision`): on the tiny reader, the same accuracy "
+                                    "within noise in 1.5x less training time (benchmarks/RESULTS.md)")
     # evaluation
     max_new_tokens: int = arg(1536, "generation cap per crop (a totals JSON is ~70 of the tiny reader's tokens, a "
                                     "line-items table's 740 at the median and 1,312 at most over 20 test tables); "

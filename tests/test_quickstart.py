@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from finscribe.data.schema import REGIONS
 from finscribe.eval.scoring import metric_value
@@ -29,6 +30,16 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     # --sampling and --micro-batches reach the training run: 4 crops a step, as 2 micro-batches
     trained = json.loads((out / "model" / "train_config.json").read_text())
     assert (trained["sampling"], trained["batch_size"], trained["gradient_accumulation_steps"]) == ("batch_rebalance", 2, 2)
+    # the default keeps the vision encoder as pretrained: it is bit-identical to the base's, the decoder is not
+    from finscribe.model import load_model
+
+    base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
+    tuned, _ = load_model(out / "model", device="cpu", dtype="float32")
+    base, tuned = dict(base.named_parameters()), dict(tuned.named_parameters())
+    vision = [name for name in base if ".visual." in f".{name}"]
+    assert trained["freeze_vision"] and vision
+    assert all(torch.equal(base[name], tuned[name]) for name in vision)
+    assert not all(torch.equal(base[name], tuned[name]) for name in base if name not in vision)
     # every headline number is the one recomputed from the rows of its predictions file
     for side, rows_file in (("base", "base_predictions.jsonl"), ("model", "model_predictions.jsonl"),
                             ("model_blank_images", "blank_images_predictions.jsonl")):
