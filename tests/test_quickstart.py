@@ -10,6 +10,7 @@ import torch
 
 from finscribe.data.schema import REGIONS
 from finscribe.eval.scoring import metric_value
+from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 
 
@@ -31,8 +32,6 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     trained = json.loads((out / "model" / "train_config.json").read_text())
     assert (trained["sampling"], trained["batch_size"], trained["gradient_accumulation_steps"]) == ("batch_rebalance", 2, 2)
     # the default keeps the vision encoder as pretrained: it is bit-identical to the base's, the decoder is not
-    from finscribe.model import load_model
-
     base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
     tuned, _ = load_model(out / "model", device="cpu", dtype="float32")
     base, tuned = dict(base.named_parameters()), dict(tuned.named_parameters())
