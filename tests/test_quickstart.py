@@ -12,6 +12,7 @@ from finscribe.data.schema import REGIONS
 from finscribe.eval.scoring import metric_value
 from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
+from finscribe.training.trainer import is_vision
 
 
 def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, tiny_detector_dir):
@@ -35,7 +36,7 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
     tuned, _ = load_model(out / "model", device="cpu", dtype="float32")
     base, tuned = dict(base.named_parameters()), dict(tuned.named_parameters())
-    vision = [name for name in base if ".visual." in f".{name}"]
+    vision = [name for name in base if is_vision(name)]
     assert trained["freeze_vision"] and vision
     assert all(torch.equal(base[name], tuned[name]) for name in vision)
     assert not all(torch.equal(base[name], tuned[name]) for name in base if name not in vision)

@@ -13,7 +13,6 @@ from finscribe.errors import FinScribeError
 from finscribe.model import load_model
 from finscribe.training.collate import IGNORE_INDEX, CompletionCollator, with_token_lengths
 from finscribe.training.train import (
-    FinScribeTrainer,
     TrainConfig,
     TrainingDataError,
     load_splits,
@@ -22,6 +21,7 @@ from finscribe.training.train import (
     train,
     training_arguments,
 )
+from finscribe.training.trainer import FinScribeTrainer
 
 
 def _weights(folder):
