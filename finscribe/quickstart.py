@@ -96,11 +96,13 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     common = dict(generation=generation, records=selection, held_out_layouts=tuple(config.held_out_layouts))
     with _step("evaluate fine-tuned", timings):
         report = evaluate(EvaluateConfig(output_dir=out / "eval", **common))
-    # The control that makes the margin honest (compare runs it): the same fine-tuned model on white
+    # Compare reuses that pass for the fine-tuned side (greedy answers are the same), and runs the
+    # base model and the control that makes the margin honest: the same fine-tuned model on white
     # images of the same sizes scores what it learnt as priors (schema, the usual currency, "0.00"
     # discounts); only the accuracy above it comes from reading the document.
     with _step("compare base vs fine-tuned (+ blank-image control)", timings):
-        result = compare(CompareConfig(base=base, output_dir=out / "compare", blank_images=True, **common))
+        result = compare(CompareConfig(base=base, output_dir=out / "compare", blank_images=True,
+                                       model_predictions=out / "eval", **common))
     beams_report = None
     if config.validated_beams > 1:
         # The product's best decoding, beside greedy: a beam whose amounts do not add up gives way

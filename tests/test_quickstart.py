@@ -49,6 +49,9 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     # the blank-image control is the same fine-tuned model, scored on the same records
     comparison_json = json.loads((out / "compare" / "comparison.json").read_text())
     assert comparison_json["model"] == summary["model"]
+    # its fine-tuned side is the evaluate step's pass, reused rather than generated twice
+    assert comparison_json["model_predictions_reused_from"] == str(out / "eval")
+    assert (out / "compare" / "model_predictions.jsonl").read_text() == (out / "eval" / "predictions.jsonl").read_text()
     assert comparison_json["blank_images"]["overall"]["records"] == summary["test_records"]
     blank_rows = (out / "compare" / "blank_images_predictions.jsonl").read_text().splitlines()
     assert len(blank_rows) == summary["test_records"]

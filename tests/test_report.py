@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from finscribe.data.build_dataset import DatasetBuildError, write_jsonl_atomic
 from finscribe.data.formatters import prompt_for, serialize_target
 from finscribe.data.selection import RecordSelection, load_selection
+from finscribe.errors import ConfigError
 from finscribe.eval.bootstrap import bootstrap_ci, paired_bootstrap
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate, main
 from finscribe.eval.scoring import METRICS, metric_value, score_record
@@ -164,6 +165,57 @@ def test_compare_end_to_end(tiny_model_dir, other_model_dir, manifest, tmp_path)
         assert d["ci_low"] - 1e-12 <= d["delta"] <= d["ci_high"] + 1e-12, key
     assert result["deltas"]["char_accuracy"]["delta"] != 0
     assert result["documents"] == 3 and set(result["generalisation"]) == {"seen layouts", "held-out layouts"}
+
+
+def test_compare_reuses_an_evaluate_pass_of_the_same_model_and_gives_the_same_result(
+        tiny_model_dir, other_model_dir, manifest, tmp_path):
+    selection = RecordSelection(manifest, "test", REGIONS)
+    generation = _generation(other_model_dir)
+    evaluate(EvaluateConfig(generation=generation, records=selection, output_dir=tmp_path / "eval"),
+             show_progress=False)
+    common = dict(generation=generation, records=selection, base=str(tiny_model_dir), resamples=200,
+                  blank_images=False)
+    fresh = compare(CompareConfig(output_dir=tmp_path / "fresh", **common), show_progress=False)
+    reused = compare(CompareConfig(output_dir=tmp_path / "reused", model_predictions=tmp_path / "eval", **common),
+                     show_progress=False)
+    assert reused["model_predictions_reused_from"] == str(tmp_path / "eval")
+    assert fresh["model_predictions_reused_from"] is None
+    assert _rows(tmp_path / "reused" / "model_predictions.jsonl") == _rows(tmp_path / "eval" / "predictions.jsonl")
+    fresh_model = [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(tmp_path / "fresh" / "model_predictions.jsonl")]
+    reused_model = [{k: v for k, v in r.items() if k != "seconds"} for r in _rows(tmp_path / "reused" / "model_predictions.jsonl")]
+    assert fresh_model == reused_model  # greedy answers of the same pass are the same
+    assert reused["deltas"] == fresh["deltas"] and reused["per_region"] == fresh["per_region"]
+    evaluated = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert reused["prediction_seconds"]["model"] == evaluated["prediction_seconds"]
+
+
+def test_compare_refuses_predictions_of_another_pass(tiny_model_dir, other_model_dir, manifest, tmp_path):
+    selection = RecordSelection(manifest, "test", REGIONS)
+    evaluated = _generation(other_model_dir)
+    evaluate(EvaluateConfig(generation=evaluated, records=selection, output_dir=tmp_path / "eval"), show_progress=False)
+
+    def reuse(generation=evaluated, records=selection, folder=tmp_path / "eval"):
+        return compare(CompareConfig(generation=generation, records=records, base=str(tiny_model_dir),
+                                     output_dir=tmp_path / "out", blank_images=False, model_predictions=folder),
+                       show_progress=False)
+
+    with pytest.raises(ConfigError, match=r"generation\.max_new_tokens is 12 there and 20 here"):
+        reuse(generation=GenerationArgs(model=str(other_model_dir), batch_size=4, max_new_tokens=20))
+    with pytest.raises(ConfigError, match=r"generation\.model is"):
+        reuse(generation=_generation(tiny_model_dir))
+    with pytest.raises(ConfigError, match=r"records\.limit is None there and 2 here"):
+        reuse(records=RecordSelection(manifest, "test", REGIONS, limit=2))
+    with pytest.raises(ConfigError, match="not found"):
+        reuse(folder=tmp_path / "nowhere")
+    predictions = tmp_path / "eval" / "predictions.jsonl"
+    lines = predictions.read_text(encoding="utf-8").splitlines()
+    predictions.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # one row lost
+    with pytest.raises(ConfigError, match="not the 6 selected records in order"):
+        reuse()
+    predictions.write_text("\n".join([*lines[:-1], "{broken"]) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"line {len(lines)} is not JSON"):
+        reuse()
+    assert not (tmp_path / "out" / "comparison.json").exists()  # no half-written comparison
 
 
 def test_score_record_perfect_and_wrong():

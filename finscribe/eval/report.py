@@ -11,6 +11,8 @@ layouts (the generator's `held_out_layouts`, read from the manifest, or `--held-
 are reported apart from the seen ones. `compare` runs both models on the same records and
 reports every metric's delta (model − base) with a paired bootstrap 95 % interval over
 documents, in comparison.json, comparison.md and comparison.png (+ both predictions files).
+`compare --model-predictions DIR` takes the fine-tuned side from an `evaluate` folder of the same
+pass instead of generating it again (`finscribe.eval.reuse`).
 Generation goes through `finscribe.inference.predict_records`, the one inference path.
 """
 
@@ -37,6 +39,7 @@ from finscribe.eval.pages import compare_pages, evaluate_pages
 from finscribe.eval.pages_markdown import pages_comparison_table, pages_table
 from finscribe.eval.report_config import CompareConfig, EvaluateConfig  # noqa: F401  (the stage's config, torch-free)
 from finscribe.eval.report_markdown import comparison_markdown, report_markdown
+from finscribe.eval.reuse import reused_predictions
 from finscribe.eval.scoring import (
     HELD_OUT,
     METRICS,
@@ -187,7 +190,10 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
         raise ConfigError("compare runs two models and --engine-url serves one: use --engine vllm (a server per model)")
     base = dataclasses.replace(config.generation, model=config.base)
     base_rows, base_wall = run_model(base, records, show_progress=show_progress)
-    model_rows, model_wall = run_model(config.generation, records, show_progress=show_progress)
+    if config.model_predictions is not None:  # the same pass, already generated and scored by `evaluate`
+        model_rows, model_wall = reused_predictions(config.model_predictions, config.generation, config.records, records)
+    else:
+        model_rows, model_wall = run_model(config.generation, records, show_progress=show_progress)
     result: dict[str, Any] = {
         "base": config.base, "model": config.generation.model, "data": str(config.records.data),
         "split": config.records.split, "records": len(records), "documents": len({r["source_id"] for r in base_rows}),
@@ -198,6 +204,7 @@ def compare(config: CompareConfig, show_progress: bool = True) -> dict[str, Any]
         "per_region": _side_by_side(base_rows, model_rows, lambda r: r["region"]),
         "digit_positions": {"base": digit_position_accuracy(base_rows), "model": digit_position_accuracy(model_rows)},
         "held_out_layouts": sorted(held_out),
+        "model_predictions_reused_from": None if config.model_predictions is None else str(config.model_predictions),
     }
     if config.blank_images:
         control_rows, _ = run_model(config.generation, records, show_progress=show_progress, blank_images=True)

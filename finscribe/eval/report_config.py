@@ -46,8 +46,13 @@ class CompareConfig:
     pages: bool = arg(False, "compare on whole pages of the manifest: regions detected once (--layout-model), read by "
                              "both models, merged and scored per document (finscribe.eval.pages; no blank-image control)")
     oracle: bool = arg(True, "with --pages, also compare at the true boxes")
+    model_predictions: Path | None = arg(None, "output folder of a `finscribe evaluate` of the same --model on the same "
+                                               "records with the same generation options: its predictions are reused "
+                                               "instead of generated again (checked; not with --pages)")
     detector: DetectorArgs = field(default_factory=DetectorArgs, metadata={"help": "the page path", "group": True})
 
     def __post_init__(self) -> None:
         if self.resamples < 1:
             raise ValueError("--resamples must be >= 1")
+        if self.pages and self.model_predictions is not None:
+            raise ValueError("--model-predictions reuses crop predictions; with --pages leave it out")
