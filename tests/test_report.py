@@ -18,7 +18,7 @@ from finscribe.data.selection import RecordSelection, load_selection
 from finscribe.errors import ConfigError
 from finscribe.eval.bootstrap import bootstrap_ci, paired_bootstrap
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate, main
-from finscribe.eval.scoring import METRICS, metric_value, score_record
+from finscribe.eval.scoring import METRICS, metric_value, score_record, score_records
 from finscribe.inference import GenerationArgs, Prediction
 from finscribe.model import ModelNotAvailableError
 
@@ -262,6 +262,28 @@ def test_score_record_whole_page():
     row = score_record(record, Prediction(parsed=swapped, raw_text=json.dumps(swapped), error=None, repetition=False,
                                           prompt_tokens=10, new_tokens=99, seconds=0.1))
     assert row["teds_structure"] == 1.0 and row["teds"] < 1.0 and row["fields_correct"] == row["fields_total"] - 1
+
+
+def test_score_records_in_worker_processes_gives_the_rows_of_one_process():
+    records, predictions = [], []
+    for i in range(11):  # distinct ids and answers, so a row put back in the wrong place shows
+        totals = dict(TOTALS, total=f"{100 + i}.00")
+        records.append({"region": "totals_section", "target": serialize_target(TOTALS), "source_id": f"t{i}",
+                        "layout": "classic", "image": f"t{i}.png", "split": "test"})
+        predictions.append(Prediction(parsed=totals, raw_text=serialize_target(totals), error=None, repetition=False,
+                                      prompt_tokens=10, new_tokens=20 + i, seconds=0.1))
+        items = {"line_items": ITEMS["line_items"][: 1 + i % 2]}
+        records.append({"region": "line_items_table", "target": serialize_target(ITEMS), "source_id": f"l{i}",
+                        "layout": "classic", "image": f"l{i}.png", "split": "test"})
+        predictions.append(Prediction(parsed=items, raw_text=serialize_target(items), error=None, repetition=False,
+                                      prompt_tokens=10, new_tokens=5, seconds=0.1))
+    one_by_one = [score_record(r, p) for r, p in zip(records, predictions)]
+    assert len({json.dumps(row, sort_keys=True) for row in one_by_one}) == len(records)
+    for processes in (1, 2, 3):
+        assert score_records(records, predictions, processes=processes) == one_by_one
+    broken = [*records[:5], dict(records[5], target="{not json"), *records[6:]]
+    with pytest.raises(ValueError, match="record l2/line_items_table: target is not JSON"):
+        score_records(broken, predictions, processes=2)  # a worker's error reaches the caller, naming the record
 
 
 def test_bootstrap_intervals():

@@ -53,7 +53,7 @@ from finscribe.eval import charts
 from finscribe.eval.layout import box_scores
 from finscribe.eval.pages_markdown import DETECTED, ORACLE, difference, pages_comparison_markdown, pages_markdown
 from finscribe.eval.report_markdown import report_markdown
-from finscribe.eval.scoring import METRICS, metrics, paired_deltas, score_record, summarise
+from finscribe.eval.scoring import METRICS, metrics, paired_deltas, score_records, summarise
 from finscribe.eval.validation import passes_validation
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
 from finscribe.inference import GenerationArgs, Prediction, predict_records
@@ -186,17 +186,22 @@ def score_pages(pages: Sequence[Page], found: Sequence[PageRegions], predictions
                 regions: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(one `score_record` row per page, one per labelled region of each page). Page rows add
     `missing` (labelled regions not detected); region rows add `detected`, `box` and `score`."""
-    page_rows, region_rows = [], []
+    records, outputs, extras = [], [], []  # scored together (score_records), then given their extra keys
     for page, regions_found, read in zip(pages, found, predictions, strict=True):
         wanted = [r for r in regions if r in page.label]
         missing = [r for r in wanted if r not in read]
-        row = score_record(page.record(PAGE, regions), page_prediction(read, missing))
-        page_rows.append({**row, "missing": missing})
+        records.append(page.record(PAGE, regions))
+        outputs.append(page_prediction(read, missing))
+        extras.append({"missing": missing})
         for region in wanted:
-            row = score_record(page.record(region, regions), read.get(region) or _not_detected())
             box = regions_found.boxes.get(region)
-            region_rows.append({**row, "detected": box is not None, "box": list(box) if box else None,
-                                "score": regions_found.scores.get(region)})
+            records.append(page.record(region, regions))
+            outputs.append(read.get(region) or _not_detected())
+            extras.append({"detected": box is not None, "box": list(box) if box else None,
+                           "score": regions_found.scores.get(region)})
+    page_rows, region_rows = [], []
+    for record, row, extra in zip(records, score_records(records, outputs), extras, strict=True):
+        (page_rows if record["region"] == PAGE else region_rows).append({**row, **extra})
     return page_rows, region_rows
 
 

@@ -47,7 +47,7 @@ from finscribe.eval.scoring import (
     metrics,
     paired_deltas,
     per_field_accuracy,
-    score_record,
+    score_records,
     summarise,
 )
 from finscribe.eval.validation import passes_validation
@@ -123,7 +123,7 @@ def run_model(generation: GenerationArgs, records: list[dict[str, Any]], *, show
             start = time.perf_counter()
             predictions = engine.predict_records(inputs, generation, show_progress=show_progress)
             wall = time.perf_counter() - start
-        return [score_record(r, p) for r, p in zip(records, predictions)], wall
+        return score_records(records, predictions), wall
     model, processor = generation.load()
     start = time.perf_counter()
     predictions = predict_records(model, processor, inputs, generation, show_progress=show_progress,
@@ -131,7 +131,7 @@ def run_model(generation: GenerationArgs, records: list[dict[str, Any]], *, show
     wall = time.perf_counter() - start
     del model, processor
     gc.collect()  # release the weights before a second model is loaded (compare)
-    return [score_record(r, p) for r, p in zip(records, predictions)], wall
+    return score_records(records, predictions), wall
 
 
 # ----------------------------------------------------------------------------- evaluate
