@@ -86,6 +86,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             regions=tuple(config.regions), sampling=config.sampling,
             logging_steps=max(1, min(50, config.max_steps // 10)),
             save_steps=config.max_steps, save_total_limit=1, eval_generate_samples=0,
+            val_limit=config.eval_limit or None,  # the end-of-run validation loss on as many crops as the test scores
             max_new_tokens=config.max_new_tokens, seed=config.seed, report_to=("none",),
         )
         model_dir = str(train(train_config))

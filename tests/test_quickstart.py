@@ -32,6 +32,7 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     # --sampling and --micro-batches reach the training run: 4 crops a step, as 2 micro-batches
     trained = json.loads((out / "model" / "train_config.json").read_text())
     assert (trained["sampling"], trained["batch_size"], trained["gradient_accumulation_steps"]) == ("batch_rebalance", 2, 2)
+    assert trained["val_limit"] == 10  # the validation loss is taken on as many crops as the test scores
     # the default keeps the vision encoder as pretrained: it is bit-identical to the base's, the decoder is not
     base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
     tuned, _ = load_model(out / "model", device="cpu", dtype="float32")

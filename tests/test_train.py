@@ -341,6 +341,19 @@ def test_length_aware_sampling_trains_and_evaluates(records_jsonl, tiny_model_di
                                       gradient_accumulation_steps=2), False, True).train_sampling_strategy == sampling
 
 
+def test_val_limit_validates_on_the_first_records_only(tmp_path, tiny_model_dir):
+    records = [*write_records(tmp_path / "crops", ['{"total":"1"}'] * 3),
+               *write_records(tmp_path / "crops", [f'{{"total":"{i}"}}' for i in range(5)], split="val")]
+    data = tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _, val = load_splits(_config(data, tiny_model_dir, tmp_path / "o", val_limit=2))
+    assert [r["source_id"] for r in val] == ["val_000", "val_001"]
+    _, val = load_splits(_config(data, tiny_model_dir, tmp_path / "o"))
+    assert len(val) == 5
+    with pytest.raises(ValueError, match="--val-limit must be >= 1"):
+        _config(data, tiny_model_dir, tmp_path / "o", val_limit=0)
+
+
 def test_batch_rebalance_keeps_each_step_a_random_mix_cut_by_length(tmp_path, tiny_model_dir):
     """Each optimizer step's micro-batches together hold --batch-size x --gradient-accumulation-steps
     distinct records, and are cut by length: the long answers share one micro-batch, so the

@@ -154,6 +154,8 @@ def load_splits(config: TrainConfig) -> tuple[Any, Any]:
         if len(trains[-1]) == 0:
             raise TrainingDataError(f"{path}: no 'train' records" + (f" for regions {list(config.regions)}" if config.regions else ""))
     train, val = _combine(trains, config), _combine(vals, None)
+    if config.val_limit is not None and len(val) > config.val_limit:
+        val = val.select(range(config.val_limit))
     if config.hard_samples is not None:
 
         hard = build_hard_sample_dataset(config.hard_samples, region_type=None)  # ErrorLogError names the folder
