@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {config.predictions} not found; pass the predictions.jsonl of a finished `finscribe evaluate`",
               file=sys.stderr)
         return 2
-    rows = [json.loads(line) for line in config.predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
-    predictions = [Prediction(**{key: row[key] for key in PREDICTION_KEYS}) for row in rows]
+    try:
+        rows = [json.loads(line) for line in config.predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        predictions = [Prediction(**{key: row[key] for key in PREDICTION_KEYS}) for row in rows]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        print(f"error: {config.predictions} is not a predictions.jsonl of `finscribe evaluate` ({err!r})", file=sys.stderr)
+        return 2
     results, reference = [], None
     for processes in config.processes:
         start = time.perf_counter()
