@@ -174,3 +174,39 @@ def test_service_pages_sends_pages_and_bad_pages_through_serve(tiny_detector_dir
     assert bad["1px-tall"]["status"] == 422 and bad["white"]["status"] == 200
     assert bad["40mp-scan"]["status"] == 200 and bad["40mp-scan"]["size"] == [5300, 7500]
     assert max(bad["40mp-scan"]["detected_on"]) <= 1024
+
+
+def test_scoring_speed_rescores_a_run_alike_at_every_process_count(tmp_path):
+    from finscribe.data.formatters import serialize_target
+    from finscribe.eval.scoring import score_record
+    from finscribe.inference import Prediction
+
+    rows = []
+    for i in range(6):
+        target = {"line_items": [{"description": f"Item {j}", "quantity": "1", "unit_price": f"{j}.00",
+                                  "line_total": f"{j}.00"} for j in range(1 + i)]}
+        answer = dict(target, line_items=target["line_items"][:-1] if i % 2 else target["line_items"])
+        record = {"region": "line_items_table", "target": serialize_target(target), "source_id": f"d{i}",
+                  "layout": "classic", "image": f"d{i}.png", "split": "test"}
+        rows.append(score_record(record, Prediction(parsed=answer, raw_text=json.dumps(answer), error=None,
+                                                    repetition=False, prompt_tokens=5, new_tokens=9, seconds=0.1)))
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "scoring_speed.py"), *args],
+                              cwd=REPO, capture_output=True, text=True)
+
+    output = tmp_path / "speed.json"
+    done = run("--predictions", str(predictions), "--processes", "1", "2", "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(output.read_text())
+    assert result["records"] == 6 and [r["processes"] for r in result["results"]] == [1, 2]
+    assert all(r["same_rows_as_first"] for r in result["results"])
+    assert len({row["teds"] for row in rows}) > 1  # some tables read wrong, so equal rows are not all alike
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"source_id": "x"}\n', encoding="utf-8")
+    done = run("--predictions", str(broken))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "not a predictions.jsonl" in done.stderr
