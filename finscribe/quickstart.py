@@ -123,6 +123,8 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             pages_report = evaluate(EvaluateConfig(
                 output_dir=out / "eval_pages", pages=True, generation=page_generation,
                 held_out_layouts=tuple(config.held_out_layouts), detector=DetectorArgs(layout_model=config.layout_model),
+                # the crop pass of the same decoding: at the true boxes the pages' crops are the dataset's
+                reads_from=out / ("eval_beams" if beams_report is not None else "eval"),
                 records=RecordSelection(data=manifest, split="test", regions=tuple(config.regions),
                                         limit=config.page_eval_limit)))
 

@@ -150,6 +150,50 @@ def test_evaluate_pages_picks_regions_and_needs_a_manifest(manifest, tiny_model_
                                 output_dir=tmp_path / "x"), show_progress=False)
 
 
+def test_reads_from_a_crop_run_answers_the_true_boxes_without_reading_them(manifest, tiny_model_dir,
+                                                                          tiny_detector_dir, tmp_path):
+    """--reads-from: at the true boxes every crop is a dataset crop, so every oracle answer is taken
+    from the crop run (a changed stored answer shows through) and the page report is otherwise the
+    one a fresh page run gives; a crop run of another decoding is refused before any reading."""
+    regions = ("invoice_meta", "totals_section")
+    generation = GenerationArgs(model=str(tiny_model_dir), max_new_tokens=6, batch_size=4, device="cpu")
+    crops = RecordSelection(manifest, "all", regions)
+    evaluate(EvaluateConfig(generation=generation, records=crops, output_dir=tmp_path / "crops", resamples=20),
+             show_progress=False)
+    page_config = EvaluateConfig(generation=generation, pages=True, records=RecordSelection(manifest, "all", regions),
+                                 resamples=20, detector=DetectorArgs(layout_model=tiny_detector_dir))
+    fresh = evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "fresh"), show_progress=False)
+    reused = evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "reused", reads_from=tmp_path / "crops"),
+                      show_progress=False)
+    assert fresh["oracle"]["reads_reused"] == 0 and reused["oracle"]["reads_reused"] == 6  # 3 pages x 2 regions
+    assert reused["oracle"]["reads_from"] == str(tmp_path / "crops")
+    for name in ("detected", "oracle"):
+        for file in ("predictions.jsonl", "region_predictions.jsonl"):
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+            assert strip(_rows(tmp_path / "reused" / name / file)) == strip(_rows(tmp_path / "fresh" / name / file))
+        assert reused[name]["overall"] == fresh[name]["overall"]
+    # the answers are the crop run's: change one stored answer, and the oracle page shows it
+    stored = _rows(tmp_path / "crops" / "predictions.jsonl")
+    changed = next(r for r in stored if r["source_id"] == "inv_000001" and r["region"] == "totals_section")
+    changed.update(raw_text='{"total":"7.77"}', parsed={"total": "7.77"}, error=None)
+    (tmp_path / "crops" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stored))
+    evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "changed", reads_from=tmp_path / "crops",
+                                 oracle=True), show_progress=False)
+    oracle_rows = _rows(tmp_path / "changed" / "oracle" / "region_predictions.jsonl")
+    [row] = [r for r in oracle_rows if (r["source_id"], r["region"]) == ("inv_000001", "totals_section")]
+    assert row["raw_text"] == '{"total":"7.77"}'
+    # another decoding, a page run, no --pages: refused with the reason, nothing written
+    with pytest.raises(ConfigError, match=r"generation\.max_new_tokens is 6 there and 8 here"):
+        evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "other", reads_from=tmp_path / "crops",
+                                     generation=dataclasses.replace(generation, max_new_tokens=8)), show_progress=False)
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(ConfigError, match="is a blank-image or whole-page run"):
+        evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "x", reads_from=tmp_path / "fresh"),
+                 show_progress=False)
+    with pytest.raises(ValueError, match="--reads-from reuses crop answers for whole pages; it needs --pages"):
+        EvaluateConfig(generation=generation, records=crops, reads_from=tmp_path / "crops")
+
+
 def test_compare_pages_same_model_has_zero_deltas(manifest, tiny_model_dir, tiny_detector_dir, tmp_path):
     config = CompareConfig(generation=GenerationArgs(model=str(tiny_model_dir), max_new_tokens=4, device="cpu"),
                            base=str(tiny_model_dir), pages=True, output_dir=tmp_path / "c", resamples=20,

@@ -105,7 +105,11 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
         for key in ("field_accuracy", "exact_match", "validation_pass_rate"):
             assert pages[side][key] == pytest.approx(metric_value(rows, key)), (side, key)
     # read with the run's validated beams; the document goals are the detected side's figures
-    assert pages["validated_beams"] == 4 == json.loads((out / "eval_pages" / "report.json").read_text())["beams"]
+    page_report = json.loads((out / "eval_pages" / "report.json").read_text())
+    assert pages["validated_beams"] == 4 == page_report["beams"]
+    # the true boxes' crops are the test crops the validated-beams step read: none is read again
+    assert page_report["oracle"]["reads_from"] == str(out / "eval_beams")
+    assert page_report["oracle"]["reads_reused"] == 2 * len(REGIONS)
     document = goals["document field accuracy, validated beams, detected boxes"]
     assert document["measured"] == pytest.approx(pages["detected"]["field_accuracy"])
     assert goals["pages with every field right, validated beams, detected boxes"]["measured"] == pytest.approx(

@@ -23,7 +23,11 @@ missed region scores as an empty output). Generation goes through `inference.pre
 `evaluate --pages` writes into --output-dir: report.json, report.md, boxes.jsonl (per page: the
 detected boxes, scores and missing regions, and the true boxes), config.json, and detected/ and
 oracle/ with each run's predictions.jsonl (one scored row per page), region_predictions.jsonl
-(one per region), report.md and charts. `compare --pages` writes comparison.json/.md/.png and the
+(one per region), report.md and charts. `--reads-from DIR` (a `finscribe evaluate` on crops with
+the same generation options) answers every region whose crop has exactly the pixels of one of
+DIR's crops from DIR instead of reading it again (`finscribe.eval.reuse`); each run's
+`reads_reused` counts them. At the true boxes a generated page's crops are the dataset's, so the
+quickstart's oracle pass reads nothing. `compare --pages` writes comparison.json/.md/.png and the
 two models' predictions in detected/ and oracle/.
 """
 
@@ -53,6 +57,7 @@ from finscribe.eval import charts
 from finscribe.eval.layout import box_scores
 from finscribe.eval.pages_markdown import DETECTED, ORACLE, difference, pages_comparison_markdown, pages_markdown
 from finscribe.eval.report_markdown import report_markdown
+from finscribe.eval.reuse import earlier_reads, with_earlier_reads
 from finscribe.eval.scoring import METRICS, metrics, paired_deltas, score_records, summarise
 from finscribe.eval.validation import passes_validation
 from finscribe.fileio import ensure_output_dir, write_json_atomic, write_text_atomic
@@ -212,18 +217,22 @@ def in_process(model: Any, processor: Any, generation: GenerationArgs) -> Predic
 
 
 def run_pages(generation: GenerationArgs, pages: Sequence[Page], boxes: dict[str, Sequence[PageRegions]],
-              regions: Sequence[str], margin: int, *, show_progress: bool = True) -> dict[str, tuple[list, list, float]]:
+              regions: Sequence[str], margin: int, *, show_progress: bool = True,
+              reads: dict[str, Prediction] | None = None) -> dict[str, tuple[list, list, float, int]]:
     """Load `generation.model` once (or open its vLLM engine, `--engine vllm`) and read and score
     every page at each set of `boxes` ({name: one PageRegions per page}): {name: (page rows, region
-    rows, seconds of reading)}."""
-    def read_all(predict: Predict) -> dict[str, tuple[list, list, float]]:
+    rows, seconds of reading, answers reused)}. `reads` (`reuse.earlier_reads`): answers already
+    made on crops of exactly the same pixels, taken instead of reading them again."""
+    def read_all(predict: Predict) -> dict[str, tuple[list, list, float, int]]:
         runs = {}
         for name, found in boxes.items():
+            reused = [0]
             start = time.perf_counter()
-            read = read_pages(predict, [p.image for p in pages], found, regions=regions, margin=margin,
+            read = read_pages(with_earlier_reads(predict, reads, reused) if reads else predict,
+                              [p.image for p in pages], found, regions=regions, margin=margin,
                               batch_size=generation.batch_size, show_progress=show_progress)
             wall = time.perf_counter() - start
-            runs[name] = (*score_pages(pages, found, read, regions), wall)
+            runs[name] = (*score_pages(pages, found, read, regions), wall, reused[0])
         return runs
 
     if generation.engine != "transformers":
@@ -300,14 +309,18 @@ def evaluate_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     if config.blank_images:
         raise ConfigError("--blank-images is a control on crops: run it without --pages (the page path reads "
                           "regions that a detector found on the real pixels)")
+    # Checked first: a folder that is another pass is refused before any detection or reading.
+    reads = earlier_reads(config.reads_from, config.generation) if config.reads_from is not None else None
     out, pages, held_out, regions, boxes, head = _setup(config, show_progress)
     report: dict[str, Any] = {**head, "max_new_tokens": config.generation.max_new_tokens,
                               "constrained": config.generation.constrained, "beams": config.generation.beams}
-    runs = run_pages(config.generation, pages, boxes, regions, config.detector.margin, show_progress=show_progress)
-    for name, (page_rows, region_rows, wall) in runs.items():
+    runs = run_pages(config.generation, pages, boxes, regions, config.detector.margin, show_progress=show_progress,
+                     reads=reads)
+    for name, (page_rows, region_rows, wall, reused) in runs.items():
         run = {"model": config.generation.model, "data": str(config.records.data), "split": config.records.split,
                "boxes": name, "max_new_tokens": config.generation.max_new_tokens, "blank_images": False,
-               "prediction_seconds": wall,
+               "prediction_seconds": wall, "reads_reused": reused,
+               "reads_from": None if config.reads_from is None else str(config.reads_from),
                **page_report(page_rows, region_rows, regions, held_out, config.resamples, config.seed)}
         _write_run(out / name, run, page_rows, region_rows)
         report[name] = run
@@ -333,7 +346,7 @@ def compare_pages(config: Any, show_progress: bool = True) -> dict[str, Any]:
     for name in boxes:
         reports = {}
         for side, runs in sides.items():
-            page_rows, region_rows, _ = runs[name]
+            page_rows, region_rows, _, _ = runs[name]
             reports[side] = page_report(page_rows, region_rows, regions, held_out, config.resamples, config.seed)
             _write_run(out / name, reports[side], page_rows, region_rows, prefix=f"{side}_")
         result[name] = {

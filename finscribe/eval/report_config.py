@@ -25,11 +25,16 @@ class EvaluateConfig:
                              "merge, score the document against the page's label (finscribe.eval.pages)")
     oracle: bool = arg(True, "with --pages, also read every page at its true boxes, so that the cost of detection "
                              "is one number (detected minus oracle)")
+    reads_from: Path | None = arg(None, "with --pages: output folder of a `finscribe evaluate` on crops with the "
+                                        "same --model and generation options; a region whose crop has exactly the "
+                                        "pixels of one of its crops takes that answer instead of being read again")
     detector: DetectorArgs = field(default_factory=DetectorArgs, metadata={"help": "the page path", "group": True})
 
     def __post_init__(self) -> None:
         if self.resamples < 1:
             raise ValueError("--resamples must be >= 1")
+        if self.reads_from is not None and not self.pages:
+            raise ValueError("--reads-from reuses crop answers for whole pages; it needs --pages")
 
 
 @dataclass
