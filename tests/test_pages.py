@@ -190,6 +190,13 @@ def test_reads_from_a_crop_run_answers_the_true_boxes_without_reading_them(manif
     with pytest.raises(ConfigError, match="is a blank-image or whole-page run"):
         evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "x", reads_from=tmp_path / "fresh"),
                  show_progress=False)
+    # the crop run's records are read again (for their prompts): rows that are not those records are refused
+    saved = json.loads((tmp_path / "crops" / "config.json").read_text())
+    saved["records"]["limit"] = 1
+    (tmp_path / "crops" / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="rows that are not the 1 records of .* in order"):
+        evaluate(dataclasses.replace(page_config, output_dir=tmp_path / "y", reads_from=tmp_path / "crops"),
+                 show_progress=False)
     with pytest.raises(ValueError, match="--reads-from reuses crop answers for whole pages; it needs --pages"):
         EvaluateConfig(generation=generation, records=crops, reads_from=tmp_path / "crops")
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from finscribe.config import config_to_dict
-from finscribe.data.selection import RecordSelection
+from finscribe.data.formatters import prompt_for
+from finscribe.data.selection import RecordSelection, load_selection
 from finscribe.errors import ConfigError, FinScribeError
 from finscribe.generation_args import GenerationArgs
 from finscribe.inference import Prediction
@@ -124,13 +125,30 @@ ANSWER_KEYS = ("parsed", "raw_text", "error", "repetition", "prompt_tokens", "ne
 
 def earlier_reads(folder: Path, generation: GenerationArgs) -> dict[str, Prediction]:
     """{image_key: the answer} of every crop of the evaluate run in `folder` (`--reads-from`),
-    checked to have `generation`'s settings."""
+    checked to have `generation`'s settings. Only answers to the region's own prompt count: the
+    run's records are read again for their prompts (a replay set's "OCR:" records share regions)."""
     folder = Path(folder)
-    _crop_run_config(folder, generation, "--reads-from")
+    config = _crop_run_config(folder, generation, "--reads-from")
     path = folder / "predictions.jsonl"
+    rows = _rows(path, "--reads-from")
+    try:
+        saved = config["records"]
+        selection = RecordSelection(data=Path(saved["data"]), split=saved["split"], regions=tuple(saved["regions"]),
+                                    limit=saved["limit"])
+        records = load_selection(selection)
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"--reads-from: {folder / 'config.json'} has no usable records group ({err!r}); "
+                          f"re-run `finscribe evaluate`") from None
+    except FinScribeError as err:
+        raise ConfigError(f"--reads-from: the records of {folder} cannot be read again: {err}") from None
+    if [_identity(r) for r in rows] != [_identity(r) for r in records]:
+        raise ConfigError(f"--reads-from: {path} holds {len(rows)} rows that are not the {len(records)} records of "
+                          f"{selection.data} in order (was the data rebuilt?); re-run `finscribe evaluate`")
     reads: dict[str, Prediction] = {}
-    for number, row in enumerate(_rows(path, "--reads-from"), 1):
-        missing = [k for k in (*ANSWER_KEYS, "region", "image") if k not in row]
+    for number, (row, record) in enumerate(zip(rows, records), 1):
+        if (record.get("prompt") or prompt_for(record["region"])) != prompt_for(record["region"]):
+            continue  # answered to another prompt (e.g. "OCR:"): not a read of this region
+        missing = [k for k in ANSWER_KEYS if k not in row]
         if missing:
             raise ConfigError(f"--reads-from: {path} row {number} lacks {', '.join(missing)}; re-run `finscribe evaluate`")
         try:
