@@ -166,8 +166,8 @@ def with_earlier_reads(predict: Callable[[list[dict[str, Any]]], list[Prediction
     its image_key is there and reads only the others; `reused[0]` counts the answers taken."""
     def read(records: list[dict[str, Any]]) -> list[Prediction]:
         keys = [image_key(r["image"], r["region"]) for r in records]
-        fresh = iter(predict([r for r, k in zip(records, keys) if k not in reads]) if any(k not in reads for k in keys) else [])
-        answers = [reads[k] if k in reads else next(fresh) for k in keys]
-        reused[0] += sum(k in reads for k in keys)
-        return answers
+        unread = [r for r, k in zip(records, keys) if k not in reads]
+        fresh = iter(predict(unread) if unread else [])
+        reused[0] += len(records) - len(unread)
+        return [reads[k] if k in reads else next(fresh) for k in keys]
     return read
