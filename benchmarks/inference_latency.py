@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ from PIL import Image, ImageDraw
 
 from finscribe.checkpoint import describe
 from finscribe.inference import predict
+from finscribe.machine import describe_machine
 
 
 def crop_image() -> Image.Image:
@@ -130,11 +129,8 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA device is available")
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
-    results: dict[str, Any] = {"device": args.device, "torch_threads": torch.get_num_threads(),
-                               "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+    results: dict[str, Any] = {"device": args.device, "machine": describe_machine(),
                                "new_tokens": args.new_tokens, "models": {}}
-    if args.device.startswith("cuda"):
-        results["gpu"] = torch.cuda.get_device_name()
     for kind in args.models:
         start = time.perf_counter()
         model, processor = tiny_model(args.device) if kind == "tiny" else full_model(args.device, dtype, args.page_max_pixels, args.like)

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from finscribe.errors import FinScribeError
+    from finscribe.machine import describe_machine, machine_line
     from finscribe.training.model import load_model
     from finscribe.training.pretrain_reader import eval_samples, init_model, pretrain
     from finscribe.training.pretrain_reader_config import PretrainConfig
@@ -97,10 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{phase.name}: {per_step:.3f} s/step x {phase.config.max_steps} steps + {evals} evals x "
                   f"{eval_seconds:.0f} s = {phase_total / 3600:.2f} h", flush=True)
     report["estimated_hours"] = round(total / 3600, 2)
+    report["machine"] = describe_machine()
     report["goal_hours"] = GOAL_HOURS
     verdict = "met" if total / 3600 <= GOAL_HOURS else "NOT met"
     print(f"the whole recipe: ~{total / 3600:.1f} h on this machine (goal <= {GOAL_HOURS:g} h: {verdict}); "
-          f"building the random model and tokenizer {report['build_seconds']:.0f} s", flush=True)
+          f"building the random model and tokenizer {report['build_seconds']:.0f} s; on {machine_line(report['machine'])}",
+          flush=True)
     if config.output is not None:
         from finscribe.fileio import write_json_atomic
 

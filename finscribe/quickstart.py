@@ -36,6 +36,7 @@ from finscribe.eval.region_summary import read_rows, region_goals, region_table
 from finscribe.eval.report import CompareConfig, EvaluateConfig, compare, evaluate
 from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.inference import GenerationArgs
+from finscribe.machine import describe_machine, machine_line
 from finscribe.quickstart_config import TINY, TINY_READER, QuickstartConfig  # noqa: F401  (re-exported)
 from finscribe.synthetic.export import generate_dataset
 from finscribe.training.train import TrainConfig, train
@@ -130,6 +131,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     timings["total"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, report, out, model_dir, timings, beams_report)
+    summary["machine"] = describe_machine()  # a time means little without its host (finscribe/machine.py)
     if pages_report is not None:
         summary["pages"] = _pages_summary(pages_report)
         summary["goals"] = region_goals(summary["per_region"], pages=summary["pages"], seconds=timings["total"])
@@ -234,6 +236,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
     lines = ["", "== quickstart: done ==",
              f"test crops: {summary['test_records']}   total time: {summary['seconds']['total']:.0f} s "
              f"(" + ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items() if k != "total") + ")",
+             *([f"machine: {machine_line(summary['machine'])}"] if "machine" in summary else []),
              "", f"{'metric':<22}{'base':>8}{'fine-tuned':>12}{'fine-tuned, blank images':>26}"
                  f"{'fine-tuned, validated beams':>29}"]
     overall = summary["overall"]

@@ -4,12 +4,14 @@ stages end to end; a few samples and steps, so the numbers themselves mean nothi
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
 
 from finscribe.data.schema import REGIONS
 from finscribe.eval.scoring import metric_value
+from finscribe.machine import machine_line
 from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
 from finscribe.training.trainer import is_vision
@@ -83,6 +85,9 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     assert goals["totals_section blank-image gap (points)"]["target"] == 0.55
     assert goals["quickstart minutes, this run (goal: the default run, idle 2-core machine, set-up included)"]["measured"] == pytest.approx(
         summary["seconds"]["total"] / 60)
+    # the host beside the time: its cores as this process sees them, and one summary line naming it
+    assert summary["machine"]["cores"] == len(os.sched_getaffinity(0))
+    assert summary["machine"]["torch_threads"] == torch.get_num_threads()
     digits = summary["amount_digits_by_position"]
     assert digits["model"] == comparison_json["digit_positions"]["model"]["all amounts"]
     assert digits["model"]["10^-2"]["total"] >= 4  # every test crop's amounts have a cents digit
@@ -117,6 +122,7 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     assert pages["detection_cost"] == pytest.approx(pages["detected"]["field_accuracy"] - pages["oracle"]["field_accuracy"])
     assert summary["reports"]["evaluation_pages"] == str(out / "eval_pages" / "report.md")
     assert "whole test pages (2 pages" in printed
+    assert f"machine: {machine_line(summary['machine'])}" in printed
     assert "goals (issue 28" in printed and "per region" in printed and "amount digits right by position" in printed
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
     assert "validated beams" in printed
