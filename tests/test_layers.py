@@ -1,7 +1,7 @@
 """The package's import graph: no import points up the layers, and there is no import cycle.
 
 Layers, lowest first (a module may import its own layer's modules and lower layers only):
-  0 foundation   errors, config, fileio, limits
+  0 foundation   errors, config, fileio, limits, machine
   1 data         finscribe.data (schema, formatters, dataset building, importers)
   2 synthetic    finscribe.synthetic (uses the data contract)
   3 core         model, checkpoint, prompting, ingest, model_card (load/save a model and read its layout, prompts, documents in, provenance)
@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "finscribe"
 
 LAYERS = {
     "finscribe": 0, "finscribe.errors": 0, "finscribe.config": 0, "finscribe.fileio": 0, "finscribe.limits": 0,
+    "finscribe.machine": 0,
     "finscribe.data": 1,
     "finscribe.synthetic": 2,
     "finscribe.model": 3, "finscribe.checkpoint": 3, "finscribe.prompting": 3, "finscribe.ingest": 3,
