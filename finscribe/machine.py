@@ -18,7 +18,7 @@ from typing import Any
 VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
 
 
-def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+def _cpuinfo(path: Path) -> dict[str, str]:
     """The first processor's `key: value` lines (Linux); empty where there is no such file."""
     try:
         text = path.read_text(errors="replace")

@@ -131,7 +131,6 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     timings["total"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, report, out, model_dir, timings, beams_report)
-    summary["machine"] = describe_machine()  # a time means little without its host (finscribe/machine.py)
     if pages_report is not None:
         summary["pages"] = _pages_summary(pages_report)
         summary["goals"] = region_goals(summary["per_region"], pages=summary["pages"], seconds=timings["total"])
@@ -180,6 +179,7 @@ def _summary(result: dict[str, Any], report: dict[str, Any], out: Path, model_di
                                                               for side in ("base", "model")}}
                             for name, g in groups.items()},
         "seconds": timings,
+        "machine": describe_machine(),  # a time means little without its host (finscribe/machine.py)
         "reports": {"comparison": str(out / "compare" / "comparison.md"),
                     "comparison_plot": str(out / "compare" / "comparison.png"),
                     "evaluation": str(out / "eval" / "report.md"),
@@ -236,7 +236,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
     lines = ["", "== quickstart: done ==",
              f"test crops: {summary['test_records']}   total time: {summary['seconds']['total']:.0f} s "
              f"(" + ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items() if k != "total") + ")",
-             *([f"machine: {machine_line(summary['machine'])}"] if "machine" in summary else []),
+             f"machine: {machine_line(summary['machine'])}",
              "", f"{'metric':<22}{'base':>8}{'fine-tuned':>12}{'fine-tuned, blank images':>26}"
                  f"{'fine-tuned, validated beams':>29}"]
     overall = summary["overall"]
