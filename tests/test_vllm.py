@@ -196,9 +196,14 @@ def test_a_vllm_server_that_dies_mid_request_gives_503_then_the_service_recovers
     url, process, log = served
     [vllm] = _vllm_children(process)
     png, boxes = _page(invoices, 20)
+    # Frozen first, so it cannot answer before it dies: on a fast host the whole page is read in
+    # ~1.3 s, and a kill after a fixed sleep came too late (CI, 2026-12-07). Frozen, it still accepts
+    # the connection (the kernel queues it), so the request is in flight when SIGKILL lands.
+    vllm.send_signal(signal.SIGSTOP)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(_extract, url, png, boxes)
-        time.sleep(1.5)  # the request is in FinScribe's hands (decoded, queued or generating)
+        time.sleep(1.5)  # the request is in FinScribe's hands (decoded, sent to vLLM, waiting)
+        assert not pending.done(), pending.result().text
         vllm.send_signal(signal.SIGKILL)
         answer = pending.result()
     assert answer.status_code == 503, answer.text
