@@ -26,6 +26,7 @@ from finscribe.config import arg, parse_config
 from finscribe.eval.scoring import METRICS, metrics, score_record
 from finscribe.fileio import write_json_atomic
 from finscribe.inference import GenerationArgs, predict_records
+from finscribe.machine import describe_machine
 
 
 @dataclass
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         results["constrained" if constrained else "unconstrained"] = dict(
             metrics(rows), seconds=round(time.perf_counter() - start, 1))
     output = {"config": {k: str(v) for k, v in asdict(config).items()}, "results": results,
-              "loadavg": os.getloadavg(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+              "machine": describe_machine(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(config.output), output)
     print(f"{len(records)} {config.split} records of {config.data}, model {config.model}, "

@@ -25,7 +25,6 @@ depend on the machine's load: record it beside the figures.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from finscribe.constrained import RegionConstraint, compiled_grammar, region_sch
 from finscribe.data.formatters import PAGE, prompt_for, serialize_target
 from finscribe.data.schema import REGIONS
 from finscribe.fileio import write_json_atomic
+from finscribe.machine import describe_machine
 from finscribe.prompting import render_prompt
 
 REGION_CYCLE = (*REGIONS, PAGE)
@@ -283,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {"config": asdict(config), "regions": regions, "rows": rows, "real_tokenizer_replay": real,
                "goal_overhead_pct": 10.0,
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
-                           "torch": torch.__version__, "xgrammar": version("xgrammar"),
-                           "llguidance": version("llguidance"),
+               "machine": {**describe_machine(), "xgrammar": version("xgrammar"), "llguidance": version("llguidance"),
                            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}}
     Path(config.output).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(config.output), results)

@@ -30,6 +30,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from finscribe.machine import describe_machine
+
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 4, 16)
 GOAL = 2.0
@@ -157,7 +159,7 @@ def main() -> None:
     print(f"\nvLLM / transformers throughput at {LEVELS[-1]} clients: {ratio:.2f}x (goal >= {GOAL:.0f}x: "
           f"{'met' if ratio >= GOAL else 'NOT met'}); identical answers {same}/{len(crops)}")
     summary = {"date": started.isoformat(timespec="minutes"), "load_average_before": load_before,
-               "load_average_after": os.getloadavg(), "cpus": os.cpu_count(), "model": model,
+               "load_average_after": os.getloadavg(), "machine": describe_machine(), "model": model,
                "requests_per_level": len(crops), "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
                "constrained": args.constrained,
                "ratio_at_16": ratio, "goal": GOAL, "identical_answers": same,

@@ -64,6 +64,8 @@ from typing import Any
 
 import torch
 
+from finscribe.machine import describe_machine
+
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from the vendors' data sheets.
 CHIP_PEAK_TFLOPS = {
     "H200": 989.0,
@@ -489,7 +491,8 @@ def run_suite(args: argparse.Namespace) -> dict:
         "suite": "benchmarks/gpu_suite.py", "smoke": args.smoke, "cuda": device.cuda,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(sys.argv),
         "device": {"name": device.name, "torch": torch.__version__, "transformers": transformers.__version__,
-                   "cuda": torch.version.cuda, "cpu_count": os.cpu_count()},
+                   "cuda": torch.version.cuda},
+        "machine": describe_machine(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

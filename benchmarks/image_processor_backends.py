@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from finscribe.machine import describe_machine
 
 SETTINGS = dict(min_pixels=147384, max_pixels=2822400, image_mean=[0.5] * 3, image_std=[0.5] * 3)
 KINDS = {"totals crop 300x100": (300, 100), "wide crop 900x120": (900, 120), "A4 page 1240x1754": (1240, 1754),
@@ -83,7 +84,7 @@ def main() -> int:
     import torchvision
 
     result = {"torch": torch.__version__, "torchvision": torchvision.__version__, "threads": args.threads,
-              "machine": platform.machine(), "repeats": args.repeats, "rows": rows}
+              "machine": describe_machine(), "repeats": args.repeats, "rows": rows}
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import socket
 import statistics
 import struct
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import httpx
 from PIL import Image, ImageDraw
+
+from finscribe.machine import describe_machine
 
 
 def free_port() -> int:
@@ -216,7 +217,7 @@ def run_attack(args: argparse.Namespace, url: str, pid: int, payload: bytes, sto
     start = time.perf_counter()
     report = run_mix(url, args.clients, schedule, stop)
     return {"scenario": args.scenario, "model": args.model, "clients": args.clients, "huge_png_bytes": len(big),
-            "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
+            "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "machine": describe_machine(),
             "wall_s": round(time.perf_counter() - start, 1), "classes": report,
             "rss_mb_before": round(rss_before / 2**20, 1), "rss_mb_after": round(rss_bytes(pid) / 2**20, 1),
             "peak_rss_mb": round(rss_bytes(pid, "VmHWM") / 2**20, 1)}
@@ -268,7 +269,7 @@ def main() -> int:
             levels.append({**result, "memory_phase": True})
             rss.append((done, rss_bytes(server.pid)))
         report = {"model": args.model, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                  "cpu_count": os.cpu_count(), "levels": [lv for lv in levels if not lv.get("memory_phase")],
+                  "machine": describe_machine(), "levels": [lv for lv in levels if not lv.get("memory_phase")],
                   "memory_requests": done, "memory_failed": sum(lv["failed"] for lv in levels if lv.get("memory_phase")),
                   "rss_mb": [(n, round(b / 2**20, 1)) for n, b in rss]}
         print(json.dumps(report, indent=2))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 from service_load import free_port, rss_bytes, wait_until_healthy
+
+from finscribe.machine import describe_machine
 
 SCAN_SIZE = (5300, 7500)  # 39.75 MP, under the 40 MP limit
 
@@ -128,7 +129,7 @@ def main() -> int:
             run_pages(http, pages[:2])  # warm-up
             report = {"model": model["model"], "layout_model": model.get("layout_model"),
                       "detect_threshold": model.get("detect_threshold"), "max_new_tokens": args.max_new_tokens,
-                      "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+                      "machine": describe_machine(),
                       "pages": run_pages(http, pages), "bad_pages": run_bad_pages(http, server.pid, pages[0][0])}
         print(json.dumps(report, indent=2))
         if args.output:
