@@ -193,6 +193,21 @@ def load_model(
     return model.to(device), processor
 
 
+def set_max_pixels(processor: Any, max_pixels: int) -> None:
+    """Make `processor` downscale only images above `max_pixels` (in place; saved with it, so
+    evaluation and serving then see images as training did). A larger cap keeps large crops, such
+    as tall line-item tables, at their printed size, for more image tokens per crop."""
+    image_processor = processor.image_processor
+    size = dict(image_processor.size)
+    smallest = size.get("shortest_edge") or 0
+    if max_pixels < smallest:
+        raise ValueError(f"--max-pixels {max_pixels:,} is below the processor's smallest image area ({smallest:,} "
+                         f"pixels); pass at least that")
+    image_processor.size = {**size, "longest_edge": max_pixels}
+    if hasattr(image_processor, "max_pixels"):
+        image_processor.max_pixels = max_pixels
+
+
 def save_model_atomically(model: Any, processor: Any, output_dir: Path) -> Path:
     """`save_pretrained` of model + processor (chat template included) into `output_dir`, all or nothing."""
     with atomic_directory(output_dir) as tmp:

@@ -83,7 +83,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             batch_size=config.batch_size // config.micro_batches, gradient_accumulation_steps=config.micro_batches,
             learning_rate=config.lr(),
             warmup_ratio=config.warmup_ratio, lr_scheduler="cosine", use_lora=config.lora(),
-            freeze_vision=config.freeze_vision,
+            freeze_vision=config.freeze_vision, max_pixels=config.pixels(),
             regions=tuple(config.regions), sampling=config.sampling,
             logging_steps=max(1, min(50, config.max_steps // 10)),
             save_steps=config.max_steps, save_total_limit=1, eval_generate_samples=0,

@@ -13,6 +13,9 @@ from finscribe.eval.pages_config import TINY_LAYOUT
 
 TINY = "tiny"
 TINY_READER = Path(__file__).resolve().parent / "assets" / "tiny_reader"
+# 1,280 image tokens of 28x28 pixels: the largest line-items table of 150-dpi A4 pages (905,000 px,
+# 21 rows) fits, and no crop of the other regions comes near it.
+TINY_TABLE_PIXELS = 1280 * 28 * 28
 
 
 @dataclass
@@ -47,6 +50,10 @@ class QuickstartConfig:
     freeze_vision: bool = arg(True, "keep the vision encoder as pretrained and fine-tune the projector and decoder "
                                     "(as `finscribe train --freeze-vision`): on the tiny reader, the same accuracy "
                                     "within noise in 1.5x less training time (benchmarks/RESULTS.md)")
+    max_pixels: int | None = arg(None, "crops above this area (pixels) are downscaled, in training and after (as "
+                                       "`finscribe train --max-pixels`). Default: 1,003,520 on the tiny reader, so "
+                                       "every 150-dpi line-items table keeps its printed size (its own cap, 313,600, "
+                                       "shrank 31 of 50 test tables to unreadable digits); the model's own otherwise")
     # evaluation
     max_new_tokens: int = arg(1536, "generation cap per crop (a totals JSON is ~70 of the tiny reader's tokens, a "
                                     "line-items table's 740 at the median and 1,312 at most over 20 test tables); "
@@ -73,6 +80,8 @@ class QuickstartConfig:
             raise ValueError("--validated-beams must be >= 0")
         if self.eval_limit is not None and self.eval_limit < 0:
             raise ValueError("--eval-limit must be >= 0 (0 = every test crop)")
+        if self.max_pixels is not None and self.max_pixels < 28 * 28:
+            raise ValueError(f"--max-pixels must be >= 784 (one image token), got {self.max_pixels}")
         if self.page_eval_limit < 0:
             raise ValueError("--page-eval-limit must be >= 0")
 
@@ -88,6 +97,12 @@ class QuickstartConfig:
             raise ConfigError(f"the tiny reader is missing from {TINY_READER}; rebuild it with `finscribe pretrain-reader "
                               f"--export-dir {TINY_READER}` or pass --model PATH")
         return str(TINY_READER)
+
+    def pixels(self) -> int | None:
+        """The processor's pixel cap for fine-tuning (None: the model's own)."""
+        if self.max_pixels is not None or not self.tiny:
+            return self.max_pixels
+        return TINY_TABLE_PIXELS
 
     def lora(self) -> bool:
         return (not self.tiny) if self.use_lora is None else self.use_lora

@@ -14,6 +14,7 @@ from finscribe.eval.scoring import metric_value
 from finscribe.machine import machine_line
 from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
+from finscribe.quickstart_config import TINY_TABLE_PIXELS
 from finscribe.training.trainer import is_vision
 
 
@@ -37,7 +38,9 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     assert trained["val_limit"] == 10  # the validation loss is taken on as many crops as the test scores
     # the default keeps the vision encoder as pretrained: it is bit-identical to the base's, the decoder is not
     base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
-    tuned, _ = load_model(out / "model", device="cpu", dtype="float32")
+    tuned, tuned_processor = load_model(out / "model", device="cpu", dtype="float32")
+    # tables keep their printed size: the tiny reader's own cap (313,600 px) is raised for training and after
+    assert trained["max_pixels"] == TINY_TABLE_PIXELS == tuned_processor.image_processor.size["longest_edge"]
     base, tuned = dict(base.named_parameters()), dict(tuned.named_parameters())
     vision = [name for name in base if is_vision(name)]
     assert trained["freeze_vision"] and vision

@@ -182,6 +182,32 @@ def test_freeze_vision_and_vision_lr(records_jsonl, tiny_model_dir, tmp_path):
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
 
 
+def _image_tokens(processor, size):
+    from PIL import Image
+
+    grid = processor.image_processor(images=[Image.new("RGB", size, "white")], return_tensors="pt")["image_grid_thw"]
+    return int(grid.prod()) // processor.image_processor.merge_size ** 2
+
+
+def test_max_pixels_is_trained_with_and_saved_with_the_processor(records_jsonl, tiny_model_dir, tmp_path):
+    """A 1,000 x 600 crop is 600,000 px: the tiny model's own cap (200,704) shrinks it to ~256 image
+    tokens; with --max-pixels 700,000 it keeps its size (~765 tokens), in training and once loaded."""
+    _, own = load_model(tiny_model_dir, device="cpu")
+    assert _image_tokens(own, (1000, 600)) <= 256
+    config = _config(records_jsonl, tiny_model_dir, tmp_path / "big", max_steps=1, max_pixels=700_000)
+    _, prepared = prepare_model(config, torch.float32)
+    assert _image_tokens(prepared, (1000, 600)) > 700
+    out = train(config)
+    _, saved = load_model(out, device="cpu")
+    assert saved.image_processor.size["longest_edge"] == 700_000
+    assert _image_tokens(saved, (1000, 600)) == _image_tokens(prepared, (1000, 600))
+    assert _image_tokens(saved, (200, 100)) == _image_tokens(own, (200, 100))  # small crops: unchanged
+    with pytest.raises(ValueError, match="max-pixels"):
+        prepare_model(_config(records_jsonl, tiny_model_dir, tmp_path / "tiny", max_pixels=1_000), torch.float32)
+    with pytest.raises(ValueError, match="max-pixels must be >= 784"):
+        _config(records_jsonl, tiny_model_dir, tmp_path / "zero", max_pixels=10)
+
+
 def test_cli_errors_are_clear(tmp_path, tiny_model_dir):
     with pytest.raises(TrainingDataError, match="found no training_manifest.json"):
         main(["--data-dir", str(tmp_path), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "o")])

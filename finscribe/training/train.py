@@ -42,6 +42,7 @@ from finscribe.data.records import RECORD_KEYS, field_coverage
 from finscribe.errors import FinScribeError
 from finscribe.fileio import ensure_output_dir, write_json_atomic
 from finscribe.mining.replay_dataset import build_hard_sample_dataset, mix_datasets
+from finscribe.model import set_max_pixels
 from finscribe.model_card import write_model_card
 from finscribe.training.callbacks import (
     GenerationEvalCallback,
@@ -188,6 +189,8 @@ def prepare_model(config: TrainConfig, dtype: torch.dtype) -> tuple[Any, Any]:
     if Path(source).exists():  # absolute, so a saved adapter finds its base from anywhere
         source = str(Path(source).resolve())
     model, processor = load_model(source, dtype=dtype, device="cpu")
+    if config.max_pixels is not None:
+        set_max_pixels(processor, config.max_pixels)
     if isinstance(model, PeftModel):
         if config.use_lora:  # continue training the given adapter
             for name, param in model.named_parameters():

@@ -44,6 +44,9 @@ class TrainConfig:
     freeze_vision: bool = arg(False, "full SFT: keep the vision encoder frozen")
     vision_lr: float | None = arg(None, "own learning rate for vision-encoder parameters (default: --learning-rate)")
     max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
+    max_pixels: int | None = arg(None, "image area (pixels) above which crops are downscaled, saved with the model's "
+                                       "processor (default: the model's own; PaddleOCR-VL 2,822,400, the tiny reader "
+                                       "313,600). Lower it to fit GPU memory; raise it to keep large crops legible")
     sampling: Literal["random", "group_by_length", "batch_rebalance"] = arg(
         "random", "how records are batched. random: shuffled; every batch is padded to its longest record (a "
         "line-item table's crop is ~5x a small one's). batch_rebalance: each step is still a random mix, but its "
@@ -77,6 +80,8 @@ class TrainConfig:
             check_shares(self.mix, len(self.data))
         if self.use_lora and self.freeze_vision and self.lora_preset == "all":
             raise ValueError("--freeze-vision contradicts --lora-preset all (which adapts the vision encoder)")
+        if self.max_pixels is not None and self.max_pixels < 28 * 28:
+            raise ValueError(f"--max-pixels must be >= 784 (one image token), got {self.max_pixels}")
         if self.val_limit is not None and self.val_limit < 1:
             raise ValueError(f"--val-limit must be >= 1, got {self.val_limit}")
         if not 0 <= self.hard_ratio < 1:
