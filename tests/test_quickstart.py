@@ -36,15 +36,15 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     trained = json.loads((out / "model" / "train_config.json").read_text())
     assert (trained["sampling"], trained["batch_size"], trained["gradient_accumulation_steps"]) == ("batch_rebalance", 2, 2)
     assert trained["val_limit"] == 10  # the validation loss is taken on as many crops as the test scores
-    # the default keeps the vision encoder as pretrained: it is bit-identical to the base's, the decoder is not
+    # the default trains the vision encoder too, at its own learning rate (3e-4 against the decoder's 1e-3)
     base, _ = load_model(TINY_READER, device="cpu", dtype="float32")
     tuned, tuned_processor = load_model(out / "model", device="cpu", dtype="float32")
     # tables keep their printed size: the tiny reader's own cap (313,600 px) is raised for training and after
     assert trained["max_pixels"] == TINY_TABLE_PIXELS == tuned_processor.image_processor.size["longest_edge"]
     base, tuned = dict(base.named_parameters()), dict(tuned.named_parameters())
     vision = [name for name in base if is_vision(name)]
-    assert trained["freeze_vision"] and vision
-    assert all(torch.equal(base[name], tuned[name]) for name in vision)
+    assert not trained["freeze_vision"] and trained["vision_lr"] == 3e-4 and trained["learning_rate"] == 1e-3 and vision
+    assert not all(torch.equal(base[name], tuned[name]) for name in vision)
     assert not all(torch.equal(base[name], tuned[name]) for name in base if name not in vision)
     # every headline number is the one recomputed from the rows of its predictions file
     for side, rows_file in (("base", "base_predictions.jsonl"), ("model", "model_predictions.jsonl"),
