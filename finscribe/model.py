@@ -37,6 +37,7 @@ from finscribe.checkpoint import (  # noqa: F401  (ASSISTANT_SEPARATORS, IMAGE_*
     load_config,
     load_processor,
 )
+from finscribe.errors import ConfigError
 from finscribe.fileio import atomic_directory
 
 DEFAULT_MODEL_ID = "PaddlePaddle/PaddleOCR-VL"
@@ -201,7 +202,7 @@ def set_max_pixels(processor: Any, max_pixels: int) -> None:
     size = dict(image_processor.size)
     smallest = size.get("shortest_edge") or 0
     if max_pixels < smallest:
-        raise ValueError(f"--max-pixels {max_pixels:,} is below the processor's smallest image area ({smallest:,} "
+        raise ConfigError(f"--max-pixels {max_pixels:,} is below the processor's smallest image area ({smallest:,} "
                          f"pixels); pass at least that")
     image_processor.size = {**size, "longest_edge": max_pixels}
     if hasattr(image_processor, "max_pixels"):

@@ -48,7 +48,7 @@ class QuickstartConfig:
     warmup_ratio: float = arg(0.05, "share of steps with linear warm-up (then cosine decay)")
     use_lora: bool | None = arg(None, "LoRA adapters instead of full fine-tuning (default: on for a real model)")
     freeze_vision: bool = arg(False, "keep the vision encoder as pretrained and fine-tune only the projector and "
-                                     "decoder (as `finscribe train --freeze-vision`): 1.7x less training time, but "
+                                     "decoder (as `finscribe train --freeze-vision`): 1.6x less training time, but "
                                      "the encoder never adapts to tables larger than its pretraining crops (every "
                                      "field 51.1 % frozen against 62.0 % trained; benchmarks/RESULTS.md)")
     vision_lr: float | None = arg(3e-4, "peak learning rate of the vision encoder when it is trained (as `finscribe "
