@@ -271,6 +271,10 @@ def _summary_text(summary: dict[str, Any]) -> str:
             if region == "line_items_table" else ""
         lines.append(f"  {region:<18}{row['records']:>6}{_pct(row['field_accuracy']):>11}{_pct(row['blank_images']):>8}"
                      f"{_pct(row['image_gap']):>8}{_pct(row['validated_beams']):>8}{table}")
+    bands = summary["per_region"].get("line_items_table", {}).get("rows_by_position") or {}
+    if bands:
+        lines.append("  line-item rows exact by their place in the table: "
+                     + ", ".join(f"{band.removeprefix('rows ')} {_pct(value).strip()}" for band, value in bands.items()))
     for region, row in summary["per_region"].items():
         if row.get("stopped_at_cap"):
             lines.append(f"  ! {region}: {row['stopped_at_cap']} of {row['records']} answers used all of --max-new-tokens "

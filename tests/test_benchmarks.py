@@ -210,3 +210,43 @@ def test_scoring_speed_rescores_a_run_alike_at_every_process_count(tmp_path):
     broken.write_text('{"source_id": "x"}\n', encoding="utf-8")
     done = run("--predictions", str(broken))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "not a predictions.jsonl" in done.stderr
+
+
+def test_paired_runs_pairs_rows_by_record_and_reports_b_minus_a(tmp_path):
+    from finscribe.data.formatters import serialize_target
+    from finscribe.eval.scoring import score_record
+    from finscribe.inference import Prediction
+
+    def scored(source: str, right: bool) -> dict:
+        target = {"total": "10.00", "currency": "USD"}
+        answer = target if right else dict(target, total="11.00")
+        record = {"region": "totals_section", "target": serialize_target(target), "source_id": source,
+                  "layout": "classic", "image": f"{source}.png", "split": "test"}
+        return score_record(record, Prediction(parsed=answer, raw_text=json.dumps(answer), error=None,
+                                               repetition=False, prompt_tokens=5, new_tokens=9, seconds=0.1))
+
+    # A gets 2 of 4 totals right, B all 4: B − A = +0.25 in field accuracy (2 of 8 fields); B's rows come in another order
+    a = [scored(f"d{i}", right=i < 2) for i in range(4)]
+    b = [scored(f"d{i}", right=True) for i in reversed(range(4))]
+    paths = {}
+    for name, rows in (("a", a), ("b", b), ("other", a[:3])):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "paired_runs.py"), *args],
+                              cwd=REPO, capture_output=True, text=True)
+
+    output = tmp_path / "paired.json"
+    done = run("--a", str(paths["a"]), "--b", str(paths["b"]), "--metrics", "field_accuracy", "exact_match",
+               "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(output.read_text())
+    cell = result["overall"]["field_accuracy"]
+    assert (cell["base"], cell["model"]) == (0.75, 1.0) and cell["delta"] == pytest.approx(0.25)
+    assert cell["ci_low"] <= 0.25 <= cell["ci_high"] and result["totals_section"]["exact_match"]["delta"] == 0.5
+    assert "overall" in done.stdout and "+0.250" in done.stdout
+    done = run("--a", str(paths["a"]), "--b", str(paths["other"]))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "different records" in done.stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from finscribe.data.schema import REGIONS
-from finscribe.eval.scoring import metric_value
+from finscribe.eval.scoring import metric_value, row_position_accuracy
 from finscribe.machine import machine_line
 from finscribe.model import load_model
 from finscribe.quickstart import TINY_READER, QuickstartConfig, main, run_quickstart
@@ -128,6 +128,11 @@ def test_quickstart_runs_every_step_and_reports_both_models(tmp_path, capsys, ti
     assert f"machine: {machine_line(summary['machine'])}" in printed
     assert "goals (issue 28" in printed and "per region" in printed and "amount digits right by position" in printed
     assert "fine-tuned" in printed and str(out / "compare" / "comparison.md") in printed
+    # the table's rows by their place in it, recomputed from the evaluation's rows and printed
+    table_rows = [r for r in eval_rows if r["region"] == "line_items_table"]
+    bands = summary["per_region"]["line_items_table"]["rows_by_position"]
+    assert bands == {band: cell["accuracy"] for band, cell in row_position_accuracy(table_rows).items()} and bands
+    assert "line-item rows exact by their place in the table: 1-4 " in printed
     assert "validated beams" in printed
     records = [json.loads(line) for line in (out / "dataset" / "records.jsonl").read_text().splitlines()]
     assert {r["region"] for r in records} == set(REGIONS)

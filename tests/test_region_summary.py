@@ -31,6 +31,7 @@ def test_fields_are_per_region_and_the_gap_is_greedy_minus_blank(tmp_path):
     assert table["vendor_block"]["image_gap"] == 0.5 and table["client_info"]["image_gap"] == 0.5
     items = table["line_items_table"]
     assert items["teds"] == 1.0 and items["row_exact_match"] == 1.0 and items["validated_beams"] is None
+    assert items["rows_by_position"] == {"rows 1-4": 1.0}
     # read back from a predictions file: the same table
     path = tmp_path / "predictions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in model))

@@ -9,7 +9,8 @@ goals beside them: the quickstart's region table.
 
 Per region: field accuracy greedy, on blank images of the same sizes (what the model writes from
 its priors alone) and the gap between them (what it reads), with validated beams, and every
-field's accuracy. The line-item table adds TEDS, structure-only TEDS and row-level exact match.
+field's accuracy. The line-item table adds TEDS, structure-only TEDS and row-level exact match,
+the last also by the row's place in the table (rows 1-4, 5-8, ...).
 Fields are per region: `address` of the vendor and of the client are two different fields.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finscribe.eval.scoring import metrics, per_field_accuracy
+from finscribe.eval.scoring import metrics, per_field_accuracy, row_position_accuracy
 
 TABLE_METRICS = ("teds", "teds_structure", "row_exact_match")
 AMOUNTS = ("subtotal", "discount", "tax_amount", "total")
@@ -67,6 +68,7 @@ def region_table(model_rows: Sequence[dict[str, Any]], blank_rows: Sequence[dict
         if region == "line_items_table":
             entry.update({key: greedy[key] for key in TABLE_METRICS})
             entry.update({f"{key}_validated_beams": beamed.get(key) for key in TABLE_METRICS})
+            entry["rows_by_position"] = {band: cell["accuracy"] for band, cell in row_position_accuracy(rows).items()}
         table[region] = entry
     return table
 

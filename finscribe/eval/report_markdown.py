@@ -82,6 +82,13 @@ def report_markdown(report: dict[str, Any]) -> str:
                   "aligned at the decimal point; digit count in brackets): a reading model misses few positions, "
                   "a guessing one gets the likely leading digits and misses the rest.", ""]
         lines += digit_table(report["digit_positions"])
+    if report.get("row_positions"):
+        lines += ["", "## Line-item rows by position", "",
+                  "Ground-truth rows read exactly, by their place in the table: a reader that reads the top of a long "
+                  "table and invents the rest falls from band to band.", "",
+                  "| rows | exact | correct / total |", "|---|---:|---:|"]
+        lines += [f"| {band.removeprefix('rows ')} | {fmt(row['accuracy'])} | {row['correct']} / {row['total']} |"
+                  for band, row in report["row_positions"].items()]
     lines += ["", "## Errors", "", "![error breakdown](error_breakdown.png)", "", "| outcome | records |", "|---|---:|"]
     lines += [f"| {kind} | {n} |" for kind, n in report["error_breakdown"].items()]
     if report["violations"]:

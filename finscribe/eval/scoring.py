@@ -14,7 +14,8 @@ per-region number and a bootstrap resample are all computed the same way:
   field_f1, tree_edit_accuracy   Donut's, averaged over records
   teds, teds_structure TEDS of the line-item table (full / structure only), over records with one
   row_exact_match      Σ ground-truth line-item rows read exactly (every field of the row, rows paired
-                       by eval/rows.py) / Σ ground-truth rows, over records with a table
+                       by eval/rows.py) / Σ ground-truth rows, over records with a table; the report's
+                       `row_positions` splits it by the row's place in the table (rows 1-4, 5-8, ...)
   validation_pass_rate share of records whose parsed output passes `validate_document`
                        (a region's output is checked as `{region: fields}`; invalid JSON fails)
   json_validity_rate   share of outputs that parse as a JSON object
@@ -71,23 +72,65 @@ LOWER_IS_BETTER = frozenset({"repetition_rate"})
 SEEN, HELD_OUT = "seen layouts", "held-out layouts"
 
 
-def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None, int, int]:
-    """(TEDS, structure-only TEDS, rows read exactly, ground-truth rows) when the record has a
-    line-item table, else (None, None, 0, 0)."""
+def _table_pair(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[list[Any], list[Any], Any, dict[str, Any], str | None] | None:
+    """(predicted rows, ground-truth rows, predicted table, ground-truth table, currency) of a record
+    with a line-item table (a `line_items_table` crop or a whole page), else None."""
     if region == "line_items_table":
         pred_table, gt_table, currency = parsed, gt, None
     elif region == PAGE and isinstance(gt.get("line_items_table"), dict):
         pred_table = parsed.get("line_items_table") if isinstance(parsed, dict) else None
         gt_table, currency = gt["line_items_table"], document_currency(gt)
     else:
-        return None, None, 0, 0
-    gt_rows = gt_table.get("line_items") or []
+        return None
     pred_rows = pred_table.get("line_items") if isinstance(pred_table, dict) else None
     pred_rows = pred_rows if isinstance(pred_rows, list) else []
-    exact = sum(1 for i, j in align_rows(pred_rows, gt_rows, currency)
-                if i is not None and j is not None and row_cost(pred_rows[i], gt_rows[j], currency) == 0)
+    return pred_rows, gt_table.get("line_items") or [], pred_table, gt_table, currency
+
+
+def _exact_rows(pred_rows: list[Any], gt_rows: list[Any], currency: str | None) -> set[int]:
+    """Indices of the ground-truth rows read exactly (rows paired by eval/rows.py)."""
+    return {j for i, j in align_rows(pred_rows, gt_rows, currency)
+            if i is not None and j is not None and row_cost(pred_rows[i], gt_rows[j], currency) == 0}
+
+
+def _table_scores(region: str, parsed: Any, gt: dict[str, Any]) -> tuple[float | None, float | None, int, int]:
+    """(TEDS, structure-only TEDS, rows read exactly, ground-truth rows) when the record has a
+    line-item table, else (None, None, 0, 0)."""
+    pair = _table_pair(region, parsed, gt)
+    if pair is None:
+        return None, None, 0, 0
+    pred_rows, gt_rows, pred_table, gt_table, currency = pair
     return (table_teds(pred_table, gt_table, currency=currency),
-            table_teds(pred_table, gt_table, structure_only=True, currency=currency), exact, len(gt_rows))
+            table_teds(pred_table, gt_table, structure_only=True, currency=currency),
+            len(_exact_rows(pred_rows, gt_rows, currency)), len(gt_rows))
+
+
+ROWS_PER_BAND = 4
+
+
+def row_position_accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{"rows 1-4": {correct, total, accuracy}, "rows 5-8": ...}: ground-truth line-item rows read
+    exactly, by their place in the table, over the scored rows that have a table (recomputed from
+    `parsed` and `target`). A reader that reads the top of a long table and invents the rest shows
+    here as a falling curve, where row_exact_match gives one average."""
+    counts: dict[int, list[int]] = {}
+    for row in rows:
+        try:
+            gt = json.loads(row["target"])
+        except (json.JSONDecodeError, TypeError):
+            continue  # score_record already refused such a target
+        pair = _table_pair(row["region"], row["parsed"], gt) if isinstance(gt, dict) else None
+        if pair is None:
+            continue
+        pred_rows, gt_rows, _, _, currency = pair
+        exact = _exact_rows(pred_rows, gt_rows, currency)
+        for j in range(len(gt_rows)):
+            tally = counts.setdefault(j // ROWS_PER_BAND, [0, 0])
+            tally[0] += j in exact
+            tally[1] += 1
+    return {f"rows {band * ROWS_PER_BAND + 1}-{(band + 1) * ROWS_PER_BAND}":
+            {"correct": correct, "total": total, "accuracy": correct / total}
+            for band, (correct, total) in sorted(counts.items())}
 
 
 def score_record(record: dict[str, Any], prediction: Any) -> dict[str, Any]:
@@ -260,6 +303,7 @@ def summarise(rows: Sequence[dict[str, Any]], *, held_out_layouts: Sequence[str]
         report["generalisation"] = {name: metrics(split.get(name, [])) for name in (SEEN, HELD_OUT)}
     report["per_field"] = per_field_accuracy(rows)
     report["digit_positions"] = digit_position_accuracy(rows)
+    report["row_positions"] = row_position_accuracy(rows)
     report["error_breakdown"] = dict(Counter(error_kind(row) for row in rows).most_common())
     report["violations"] = dict(Counter(v.split(":")[0] for row in rows for v in row["violations"]).most_common())
     n = max(len(rows), 1)
