@@ -82,8 +82,8 @@ def _fmt(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(PairedRunsConfig, argv, "paired_runs.py", __doc__.split("\n\n")[0])
     try:
+        config = parse_config(PairedRunsConfig, argv, "paired_runs.py", __doc__.split("\n\n")[0])
         result = compare(config)
     except FinScribeError as err:
         print(f"error: {err}", file=sys.stderr)

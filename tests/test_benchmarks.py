@@ -250,3 +250,38 @@ def test_paired_runs_pairs_rows_by_record_and_reports_b_minus_a(tmp_path):
     assert "overall" in done.stdout and "+0.250" in done.stdout
     done = run("--a", str(paths["a"]), "--b", str(paths["other"]))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "different records" in done.stderr
+
+
+def test_table_breaks_finds_the_first_wrong_row_and_the_tokens_before_it(tmp_path):
+    from PIL import Image
+
+    from finscribe.data.formatters import serialize_target
+    from finscribe.eval.scoring import score_record
+    from finscribe.inference import Prediction
+    from finscribe.quickstart_config import TINY_READER
+
+    rows = [{"description": f"Item {k}", "quantity": "1", "unit_price": "2.00", "line_total": "2.00"} for k in range(6)]
+    answer = {"line_items": rows[:3] + [dict(rows[3], description="Invented")] + rows[4:] + rows[:2]}
+    image = tmp_path / "table.png"
+    Image.new("RGB", (300, 120), "white").save(image)
+    record = {"region": "line_items_table", "target": serialize_target({"line_items": rows}), "source_id": "d0",
+              "layout": "classic", "image": str(image), "split": "test"}
+    scored = score_record(record, Prediction(parsed=answer, raw_text=json.dumps(answer), error=None,
+                                             repetition=False, prompt_tokens=5, new_tokens=9, seconds=0.1))
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(json.dumps(scored) + "\n", encoding="utf-8")
+    import subprocess
+    import sys
+
+    output = tmp_path / "breaks.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table_breaks.py"), "--predictions", str(predictions),
+                           "--model", str(TINY_READER), "--pretrain-pages", "2", "--output", str(output)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(output.read_text())
+    (table,) = result["tables"]
+    assert (table["rows"], table["predicted_rows"], table["first_wrong_row"], table["crop"]) == (6, 8, 3, [300, 120])
+    assert table["answer_tokens_before_it"] > 3 * len("Item 0")  # three whole rows of JSON, one token per digit
+    blocks = result["pretraining_table_blocks"]
+    assert blocks["all"]["tables"] == 2 and blocks["kept_under_cap"]["tables"] <= 2
+    assert blocks["all"]["max"] >= blocks["all"]["median"] > 0
