@@ -15,7 +15,6 @@ It loads no model and takes seconds.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from finscribe.config import arg, parse_config
 from finscribe.errors import FinScribeError
 from finscribe.eval.region_summary import read_rows
 from finscribe.eval.scoring import METRICS, paired_deltas
+from finscribe.fileio import ensure_output_dir, write_json_atomic
 
 
 @dataclass
@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for metric, cell in cells.items():
             print(f"{name:<20}{metric:<22}{_fmt(cell['base']):>8}{_fmt(cell['model']):>8}{cell['delta']:>+9.3f}   "
                   f"({cell['ci_low']:+.3f} to {cell['ci_high']:+.3f})")
-    if config.output is not None:
-        config.output.parent.mkdir(parents=True, exist_ok=True)
-        config.output.write_text(json.dumps(result, indent=2) + "\n")
+    if config.output is not None:  # written whole or not at all
+        write_json_atomic(ensure_output_dir(config.output.parent) / config.output.name, result)
     return 0
 
 

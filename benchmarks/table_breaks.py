@@ -27,6 +27,7 @@ from PIL import Image
 from finscribe.config import arg, parse_config
 from finscribe.errors import FinScribeError
 from finscribe.eval.region_summary import read_rows
+from finscribe.fileio import ensure_output_dir, write_json_atomic
 
 
 @dataclass
@@ -118,9 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if config.pretrain_pages:
         result["pretraining_table_blocks"] = pretraining_table_tokens(config, tokenizer)
         print("pretraining table blocks (answer tokens):", json.dumps(result["pretraining_table_blocks"]))
-    if config.output is not None:
-        config.output.parent.mkdir(parents=True, exist_ok=True)
-        config.output.write_text(json.dumps(result, indent=2) + "\n")
+    if config.output is not None:  # written whole or not at all
+        write_json_atomic(ensure_output_dir(config.output.parent) / config.output.name, result)
     return 0
 
 
