@@ -130,10 +130,17 @@ def test_a_run_folder_refuses_another_recipe(tmp_path, capsys):
 
 def test_the_committed_recipe_loads_as_complete_phases():
     phases = load_recipe(PretrainConfig(output_dir=Path("pretrain/reader"), recipe=RECIPE))
-    assert [p.name for p in phases] == ["lines", "blocks", "polish"]
+    assert [p.name for p in phases] == ["lines", "blocks", "polish", "positions"]
     assert phases[0].config.init_from is None and phases[1].config.init_from == Path("pretrain/reader/1_lines/export")
-    assert [p.config.rope_theta for p in phases] == [20, 1000, 1000]
+    assert phases[3].config.init_from == Path("pretrain/reader/3_polish/export")
+    # the last phase widens the text RoPE for long answers and reads tables at their printed size
+    assert [p.config.rope_theta for p in phases] == [20, 1000, 1000, 20000]
+    assert [p.config.max_pixels for p in phases] == [313600, 313600, 313600, 1003520]
     assert all("line_items_table" in p.config.block_regions for p in phases[1:])
+    # the committed run is this recipe's: every phase finished, with its record
+    assert (COMMITTED_RUN / "recipe.yaml").read_text() == RECIPE.read_text()
+    for index, phase in enumerate(phases, start=1):
+        assert json.loads((COMMITTED_RUN / f"{index}_{phase.name}" / "done.json").read_text())["steps"] == phase.config.max_steps
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ def transcripts(reader):
 def test_the_committed_reader_is_small_and_says_how_it_was_made():
     assert (TINY_READER / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
     pretrain = json.loads((TINY_READER / "pretrain_config.json").read_text())
-    assert pretrain["stage"] == "PretrainConfig" and pretrain["rope_theta"] == 1000.0 and pretrain["init_from"]
+    assert pretrain["stage"] == "PretrainConfig" and pretrain["rope_theta"] == 20000.0 and pretrain["init_from"]
     held_out = json.loads((TINY_READER / "eval.json").read_text())
     assert held_out["eval"]["line"]["n"] > 100 and held_out["step"] > 0
     assert f"step {held_out['step']}" in (TINY_READER / "README.md").read_text()
