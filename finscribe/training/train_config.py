@@ -46,7 +46,7 @@ class TrainConfig:
     max_length: int | None = arg(None, "cut answers so prompt+answer fit this many tokens")
     max_pixels: int | None = arg(None, "image area (pixels) above which crops are downscaled, saved with the model's "
                                        "processor (default: the model's own; PaddleOCR-VL 2,822,400, the tiny reader "
-                                       "313,600). Lower it to fit GPU memory; raise it to keep large crops legible")
+                                       "1,003,520). Lower it to fit GPU memory; raise it to keep large crops legible")
     sampling: Literal["random", "group_by_length", "batch_rebalance"] = arg(
         "random", "how records are batched. random: shuffled; every batch is padded to its longest record (a "
         "line-item table's crop is ~5x a small one's). batch_rebalance: each step is still a random mix, but its "
